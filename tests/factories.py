@@ -1,0 +1,105 @@
+"""factory-boy factories for the domain models."""
+
+from datetime import timedelta
+
+import factory
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from tokens import crypto, services
+from tokens.models import AccessToken, Api, App, Plan, Subscription, TokenOrigin
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.test")
+    password = factory.django.Password("correct horse battery staple")
+
+    @factory.post_generation
+    def groups(self, create, extracted, **kwargs):
+        for name in extracted or []:
+            self.groups.add(Group.objects.get(name=name))
+
+
+class ApiFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Api
+
+    name = factory.Sequence(lambda n: f"API {n}")
+    version = "v1"
+    base_path = factory.Sequence(lambda n: f"/api{n}")
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Plan
+
+    api = factory.SubFactory(ApiFactory)
+    name = factory.Sequence(lambda n: f"Plan {n}")
+    rate_limit = 600
+
+
+class AppFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = App
+        skip_postgeneration_save = True
+
+    name = factory.Sequence(lambda n: f"App {n}")
+    client_secret_digest = factory.LazyFunction(lambda: crypto.digest("unused"))
+
+    @factory.post_generation
+    def client_secret(self, create, extracted, **kwargs):
+        """Pass ``client_secret="..."`` to set a known secret for protocol tests."""
+        if extracted:
+            self.set_client_secret(extracted)
+            self.save(update_fields=["client_secret_digest"])
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    app = factory.SubFactory(AppFactory)
+    plan = factory.SubFactory(PlanFactory)
+    api = factory.LazyAttribute(lambda s: s.plan.api)
+
+
+def make_token(
+    *,
+    app=None,
+    owner="Ada Lovelace",
+    plans=(),
+    extra_fields=(),
+    expires_at=None,
+    origin=TokenOrigin.PORTAL,
+    revoked=False,
+    expired=False,
+    actor=None,
+) -> tuple[AccessToken, str]:
+    """Issue a token through the real service; returns it and its secret."""
+    issued = services.token_create(
+        app=app or AppFactory(),
+        owner=owner,
+        plans=plans,
+        extra_fields=extra_fields,
+        expires_at=expires_at,
+        origin=origin,
+        grant_type="client_credentials" if origin == TokenOrigin.OAUTH else "",
+        actor=actor,
+    )
+    token = issued.token
+    if expired:
+        AccessToken.objects.filter(pk=token.pk).update(
+            expires_at=timezone.now() - timedelta(days=1)
+        )
+        token.refresh_from_db()
+    if revoked:
+        services.token_revoke(
+            token=token, actor=actor, reason="test", channel=services.RevokeChannel.OAUTH
+        )
+    return token, issued.secret

@@ -1,0 +1,292 @@
+"""The domain: APIs, their plans, client apps, access tokens and their audit trail."""
+
+import uuid
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from . import crypto
+
+base_path_validator = RegexValidator(
+    r"^/[A-Za-z0-9._~\-/]*$",
+    "A base path starts with “/” and holds only letters, digits and . _ ~ - /.",
+)
+
+
+class Api(models.Model):
+    name = models.CharField(max_length=100)
+    version = models.CharField(max_length=20, default="v1")
+    base_path = models.CharField(max_length=200, unique=True, validators=[base_path_validator])
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name", "version"]
+        verbose_name = "API"
+        verbose_name_plural = "APIs"
+
+    def __str__(self):
+        return f"{self.name} {self.version}"
+
+
+class Plan(models.Model):
+    api = models.ForeignKey(Api, on_delete=models.PROTECT, related_name="plans")
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    rate_limit = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Requests per minute; empty means unlimited."
+    )
+
+    class Meta:
+        ordering = ["api__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["api", "name"], name="plan_name_unique_per_api"),
+            # Target of the composite foreign keys that tie a (plan, api) pair together.
+            models.UniqueConstraint(fields=["id", "api"], name="plan_id_api_unique"),
+        ]
+
+    def __str__(self):
+        return f"{self.api.name} – {self.name}"
+
+
+class App(models.Model):
+    name = models.CharField(max_length=100, unique=True)
+    client_id = models.CharField(
+        max_length=40, unique=True, default=crypto.generate_client_id, editable=False
+    )
+    client_secret_digest = models.CharField(max_length=64, editable=False)
+    can_introspect = models.BooleanField(
+        default=False, help_text="May call the token introspection endpoint (gateways)."
+    )
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    subscriptions = models.ManyToManyField(Api, through="Subscription", related_name="apps")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def set_client_secret(self, secret: str) -> None:
+        self.client_secret_digest = crypto.digest(secret)
+
+    def check_client_secret(self, secret: str) -> bool:
+        return bool(self.client_secret_digest) and crypto.digests_match(
+            secret, self.client_secret_digest
+        )
+
+
+class Subscription(models.Model):
+    """An app's subscription to an API under one of its plans: the default for its tokens."""
+
+    app = models.ForeignKey(App, on_delete=models.CASCADE, related_name="subscription_set")
+    api = models.ForeignKey(Api, on_delete=models.PROTECT)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["api__name"]
+        constraints = [
+            models.UniqueConstraint(fields=["app", "api"], name="subscription_one_plan_per_api"),
+        ]
+
+    def __str__(self):
+        return f"{self.app} → {self.plan}"
+
+
+class TokenStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    EXPIRED = "expired", "Expired"
+    REVOKED = "revoked", "Revoked"
+
+
+class TokenOrigin(models.TextChoices):
+    PORTAL = "portal", "Portal"
+    OAUTH = "oauth", "OAuth"
+
+
+class AccessTokenQuerySet(models.QuerySet):
+    def active(self, now=None):
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=now)
+        )
+
+    def expired(self, now=None):
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True, expires_at__lte=now)
+
+    def revoked(self):
+        return self.filter(revoked_at__isnull=False)
+
+    def with_status(self, status: str, now=None):
+        return {
+            TokenStatus.ACTIVE: self.active,
+            TokenStatus.EXPIRED: self.expired,
+            TokenStatus.REVOKED: lambda now=None: self.revoked(),
+        }[status](now=now)
+
+    def by_secret(self, secret: str):
+        """Tokens whose secret is ``secret`` (none for a malformed one: no query needed)."""
+        if not crypto.looks_like_token(secret):
+            return self.none()
+        return self.filter(digest=crypto.digest(secret))
+
+    def search(self, query: str):
+        """Quick search: a pasted full token, a code prefix, or owner/app/extra-field text."""
+        query = query.strip()
+        if not query:
+            return self
+        if crypto.looks_like_token(query):
+            return self.by_secret(query)
+        if query.startswith(crypto.TOKEN_PREFIX):
+            return self.filter(prefix__startswith=query[: crypto.DISPLAY_PREFIX_LENGTH])
+        return self.filter(
+            Q(owner__icontains=query)
+            | Q(app__name__icontains=query)
+            | Q(extra_fields__icontains=query)
+        )
+
+    def with_list_columns(self):
+        return self.select_related("app").prefetch_related(
+            models.Prefetch(
+                "api_links", queryset=TokenApi.objects.select_related("api", "plan")
+            )
+        )
+
+
+class AccessToken(models.Model):
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    digest = models.CharField(max_length=64, unique=True, editable=False)
+    prefix = models.CharField(max_length=crypto.DISPLAY_PREFIX_LENGTH, db_index=True)
+    suffix = models.CharField(max_length=crypto.DISPLAY_SUFFIX_LENGTH)
+    app = models.ForeignKey(App, on_delete=models.PROTECT, related_name="tokens")
+    owner = models.CharField(max_length=200)
+    extra_fields = models.JSONField(default=list, blank=True)
+    origin = models.CharField(
+        max_length=10, choices=TokenOrigin.choices, default=TokenOrigin.PORTAL
+    )
+    grant_type = models.CharField(max_length=40, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    revoked_by = models.CharField(max_length=200, blank=True)
+    revocation_reason = models.TextField(blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    # Optimistic concurrency: every change increments it; an edit names the version it saw.
+    version = models.PositiveIntegerField(default=1)
+    apis = models.ManyToManyField(Api, through="TokenApi", related_name="tokens")
+
+    objects = AccessTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("revoke_accesstoken", "Can revoke access token")]
+        indexes = [
+            models.Index(fields=["owner"], name="token_owner_idx"),
+            models.Index(fields=["app", "-created_at"], name="token_app_created_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | ~Q(revoked_by=""),
+                name="token_revoked_has_actor",
+            ),
+            models.CheckConstraint(
+                condition=Q(origin__in=[c.value for c in TokenOrigin]),
+                name="token_origin_valid",
+            ),
+        ]
+
+    def __str__(self):
+        return self.masked_code
+
+    def get_absolute_url(self):
+        return reverse("tokens:detail", kwargs={"public_id": self.public_id})
+
+    @property
+    def masked_code(self) -> str:
+        return f"{self.prefix}…{self.suffix}"
+
+    def status_at(self, now) -> TokenStatus:
+        if self.revoked_at is not None:
+            return TokenStatus.REVOKED
+        if self.expires_at is not None and self.expires_at <= now:
+            return TokenStatus.EXPIRED
+        return TokenStatus.ACTIVE
+
+    @property
+    def status(self) -> TokenStatus:
+        return self.status_at(timezone.now())
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == TokenStatus.ACTIVE
+
+    def can_be_edited(self) -> bool:
+        return self.is_active
+
+    def can_be_revoked_in_portal(self) -> bool:
+        """OAuth-issued tokens are revoked by their client through RFC 7009, never here."""
+        return self.is_active and self.origin == TokenOrigin.PORTAL
+
+    def extra_field_pairs(self) -> list[tuple[str, str]]:
+        return [(str(name), str(value)) for name, value in self.extra_fields or []]
+
+
+class TokenApi(models.Model):
+    """Which APIs a token may call, and under which plan of each."""
+
+    token = models.ForeignKey(AccessToken, on_delete=models.CASCADE, related_name="api_links")
+    api = models.ForeignKey(Api, on_delete=models.PROTECT)
+    plan = models.ForeignKey(Plan, on_delete=models.PROTECT)
+
+    class Meta:
+        ordering = ["api__name", "api__version"]
+        constraints = [
+            models.UniqueConstraint(fields=["token", "api"], name="token_one_plan_per_api"),
+        ]
+
+    def __str__(self):
+        return f"{self.api} under {self.plan.name}"
+
+
+class AuditAction(models.TextChoices):
+    CREATED = "created", "Created"
+    EDITED = "edited", "Edited"
+    REVOKED = "revoked", "Revoked"
+
+
+class AuditEvent(models.Model):
+    token = models.ForeignKey(AccessToken, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=20, choices=AuditAction.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    # Who acted, as text that survives the user's deletion ("alice", "client tpc_…").
+    actor_label = models.CharField(max_length=200)
+    # {field: [before, after]}; never a secret.
+    changes = models.JSONField(default=dict, blank=True)
+    token_version = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["token", "-created_at"], name="audit_token_time_idx")]
+
+    def __str__(self):
+        return f"{self.get_action_display()} by {self.actor_label}"

@@ -1,0 +1,319 @@
+"""Every write to tokens goes through here: views, admin, OAuth endpoints and commands.
+
+Each service runs in one transaction and writes the audit event of what it did.
+"""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from . import cache, crypto
+from .models import (
+    AccessToken,
+    App,
+    AuditAction,
+    AuditEvent,
+    Plan,
+    TokenApi,
+    TokenOrigin,
+)
+
+Actor = AbstractBaseUser | App
+
+
+class TokenServiceError(Exception):
+    """A refused change, with a message fit to show to the person who asked for it."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class TokenNotEditable(TokenServiceError):
+    pass
+
+
+class TokenNotRevocable(TokenServiceError):
+    pass
+
+
+class StaleTokenEdit(TokenServiceError):
+    """The token changed after the editor loaded it; nothing was saved."""
+
+
+class RevokeChannel:
+    PORTAL = "portal"  # the portal's REVOKE and Django admin: portal-issued tokens only
+    OAUTH = "oauth"  # RFC 7009 revocation by the client the token was issued to
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    token: AccessToken
+    secret: str  # shown once to whoever asked for it, never stored
+
+
+def actor_label(actor: Actor | None) -> str:
+    if actor is None:
+        return "system"
+    if isinstance(actor, App):
+        return f"client {actor.name} ({actor.client_id})"
+    return actor.get_username()
+
+
+def _actor_user(actor: Actor | None):
+    return None if actor is None or isinstance(actor, App) else actor
+
+
+def _plans_snapshot(plans: Iterable[Plan]) -> dict[str, str]:
+    return {str(plan.api): plan.name for plan in sorted(plans, key=lambda p: str(p.api))}
+
+
+def _normalise_extra_fields(pairs: Iterable[Sequence[str]]) -> list[list[str]]:
+    return [[str(name), str(value)] for name, value in pairs]
+
+
+def _record(*, token, action, actor, changes, remote_addr) -> AuditEvent:
+    return AuditEvent.objects.create(
+        token=token,
+        action=action,
+        actor=_actor_user(actor),
+        actor_label=actor_label(actor),
+        changes=changes,
+        token_version=token.version,
+        remote_addr=remote_addr or None,
+    )
+
+
+def _purge_after_commit(token: AccessToken) -> None:
+    transaction.on_commit(partial(cache.purge_token, token.digest), robust=False)
+
+
+def _check_one_plan_per_api(plans: Sequence[Plan]) -> None:
+    api_ids = [plan.api_id for plan in plans]
+    if len(api_ids) != len(set(api_ids)):
+        raise TokenServiceError("A token can have only one plan per API.")
+
+
+@transaction.atomic
+def token_create(
+    *,
+    app: App,
+    owner: str,
+    plans: Iterable[Plan] = (),
+    extra_fields: Iterable[Sequence[str]] = (),
+    expires_at: datetime | None = None,
+    origin: str = TokenOrigin.PORTAL,
+    grant_type: str = "",
+    actor: Actor | None,
+    remote_addr: str | None = None,
+) -> IssuedToken:
+    plans = list(plans)
+    _check_one_plan_per_api(plans)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise TokenServiceError("The expiry must be in the future.")
+    secret = crypto.generate_token()
+    prefix, suffix = crypto.display_parts(secret)
+    token = AccessToken.objects.create(
+        digest=crypto.digest(secret),
+        prefix=prefix,
+        suffix=suffix,
+        app=app,
+        owner=owner,
+        extra_fields=_normalise_extra_fields(extra_fields),
+        origin=origin,
+        grant_type=grant_type,
+        created_by=_actor_user(actor),
+        expires_at=expires_at,
+    )
+    TokenApi.objects.bulk_create(
+        TokenApi(token=token, api_id=plan.api_id, plan=plan) for plan in plans
+    )
+    _record(
+        token=token,
+        action=AuditAction.CREATED,
+        actor=actor,
+        remote_addr=remote_addr,
+        changes={
+            "app": [None, app.name],
+            "owner": [None, owner],
+            "origin": [None, token.get_origin_display()],
+            "expires_at": [None, expires_at.isoformat() if expires_at else None],
+            "extra_fields": [None, token.extra_fields],
+            "apis": [None, _plans_snapshot(plans)],
+        },
+    )
+    return IssuedToken(token=token, secret=secret)
+
+
+def _describe_changes_since(token: AccessToken, version: int) -> str:
+    events = list(token.events.filter(token_version__gt=version).order_by("created_at", "id"))
+    if not events:
+        return ""
+    parts = []
+    for event in events:
+        fields = ", ".join(_FIELD_LABELS.get(name, name) for name in event.changes) or "nothing"
+        when = timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        parts.append(f"{event.get_action_display().lower()} by {event.actor_label} at {when} ({fields})")
+    return "; ".join(parts)
+
+
+_FIELD_LABELS = {
+    "owner": "Owner",
+    "extra_fields": "Extra Fields",
+    "apis": "APIs and Plans",
+    "revoked_at": "status",
+    "revocation_reason": "reason",
+}
+
+
+@transaction.atomic
+def token_update(
+    *,
+    token: AccessToken,
+    expected_version: int,
+    owner: str,
+    extra_fields: Iterable[Sequence[str]],
+    plans: Iterable[Plan],
+    actor: Actor | None,
+    remote_addr: str | None = None,
+) -> bool:
+    """Change the owner, extra fields and API/plan associations; nothing else can change.
+
+    Returns whether anything changed. Refuses expired and revoked tokens, and an edit
+    based on a version older than the current one (``StaleTokenEdit``).
+    """
+    locked = AccessToken.objects.select_for_update().get(pk=token.pk)
+    if locked.version != expected_version:
+        what = _describe_changes_since(locked, expected_version)
+        raise StaleTokenEdit(
+            "This token was changed by someone else after you opened the form"
+            + (f": {what}" if what else "")
+            + ". Nothing was saved; review the current values and edit again."
+        )
+    if not locked.can_be_edited():
+        raise TokenNotEditable(
+            f"This token is {locked.status.label.lower()} and can no longer be edited."
+        )
+    plans = list(plans)
+    _check_one_plan_per_api(plans)
+    new_extra = _normalise_extra_fields(extra_fields)
+    links = {link.api_id: link for link in locked.api_links.select_related("api", "plan")}
+    old_plans = [link.plan for link in links.values()]
+    for link in links.values():
+        link.plan.api = link.api  # snapshot names without more queries
+
+    changes = {}
+    if locked.owner != owner:
+        changes["owner"] = [locked.owner, owner]
+    if locked.extra_fields != new_extra:
+        changes["extra_fields"] = [locked.extra_fields, new_extra]
+    before, after = _plans_snapshot(old_plans), _plans_snapshot(plans)
+    if before != after:
+        changes["apis"] = [before, after]
+    if not changes:
+        return False
+
+    wanted = {plan.api_id: plan for plan in plans}
+    TokenApi.objects.filter(token=locked).exclude(api_id__in=wanted).delete()
+    for api_id, plan in wanted.items():
+        link = links.get(api_id)
+        if link is None:
+            TokenApi.objects.create(token=locked, api_id=api_id, plan=plan)
+        elif link.plan_id != plan.pk:
+            TokenApi.objects.filter(pk=link.pk).update(plan=plan)
+
+    locked.owner = owner
+    locked.extra_fields = new_extra
+    locked.version = F("version") + 1
+    locked.save(update_fields=["owner", "extra_fields", "version"])
+    locked.refresh_from_db(fields=["version"])
+    _record(
+        token=locked,
+        action=AuditAction.EDITED,
+        actor=actor,
+        changes=changes,
+        remote_addr=remote_addr,
+    )
+    _purge_after_commit(locked)
+    token.owner, token.extra_fields, token.version = locked.owner, new_extra, locked.version
+    return True
+
+
+@transaction.atomic
+def token_revoke(
+    *,
+    token: AccessToken,
+    actor: Actor | None,
+    reason: str = "",
+    channel: str = RevokeChannel.PORTAL,
+    remote_addr: str | None = None,
+) -> bool:
+    """Revoke ``token``; idempotent and safe under concurrency.
+
+    Returns True when this call revoked it, False when it was already revoked. In the
+    portal channel only active tokens of origin ``portal`` may be revoked; OAuth-issued
+    tokens are revoked by their client through RFC 7009.
+    """
+    if channel == RevokeChannel.PORTAL and token.origin != TokenOrigin.PORTAL:
+        raise TokenNotRevocable(
+            "This token was issued by the OAuth flow; only its client can revoke it, "
+            "through the revocation endpoint (RFC 7009)."
+        )
+    now = timezone.now()
+    if channel == RevokeChannel.PORTAL and token.status_at(now) == "expired":
+        raise TokenNotRevocable("This token has expired; it no longer needs revoking.")
+    label = actor_label(actor)
+    # The conditional update is the lock: of any number of concurrent revokes,
+    # exactly one changes the row and writes the audit event.
+    changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
+        revoked_at=now,
+        revoked_by=label,
+        revocation_reason=reason,
+        version=F("version") + 1,
+    )
+    token.refresh_from_db(fields=["revoked_at", "revoked_by", "revocation_reason", "version"])
+    if not changed:
+        return False
+    changes = {"revoked_at": [None, now.isoformat()]}
+    if reason:
+        changes["revocation_reason"] = [None, reason]
+    _record(
+        token=token,
+        action=AuditAction.REVOKED,
+        actor=actor,
+        changes=changes,
+        remote_addr=remote_addr,
+    )
+    _purge_after_commit(token)
+    return True
+
+
+@transaction.atomic
+def app_create(
+    *, name: str, subscriptions: Iterable[Plan] = (), can_introspect: bool = False
+) -> tuple[App, str]:
+    """Register an app; returns it with its client secret (shown once, stored as a digest)."""
+    secret = crypto.generate_client_secret()
+    app = App(name=name, can_introspect=can_introspect)
+    app.set_client_secret(secret)
+    app.full_clean()
+    app.save()
+    plans = list(subscriptions)
+    _check_one_plan_per_api(plans)
+    for plan in plans:
+        app.subscription_set.create(api_id=plan.api_id, plan=plan)
+    return app, secret
+
+
+@transaction.atomic
+def app_regenerate_secret(*, app: App) -> str:
+    secret = crypto.generate_client_secret()
+    app.set_client_secret(secret)
+    app.save(update_fields=["client_secret_digest"])
+    return secret
