@@ -13,7 +13,7 @@ def _clear_cache():
 
 
 @pytest.fixture
-def admin_user(db):
+def portal_admin(db):
     """A member of the Portal administrators group (not a superuser)."""
     return UserFactory(username="admin-ada", groups=["Portal administrators"])
 
@@ -30,6 +30,6 @@ def plain_user(db):
 
 
 @pytest.fixture
-def admin_client(client, admin_user):
-    client.force_login(admin_user)
+def portal_admin_client(client, portal_admin):
+    client.force_login(portal_admin)
     return client
