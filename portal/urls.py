@@ -6,5 +6,5 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tokens:list", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
-    # tokens urls added with views
+    path("tokens/", include("tokens.urls")),
 ]

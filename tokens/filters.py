@@ -1,0 +1,83 @@
+"""The Access Tokens list's quick search, Advanced filter and sorting (all in the query string)."""
+
+import django_filters
+from django import forms
+from django.db.models import Exists, OuterRef
+
+from .models import AccessToken, Api, App, Plan, TokenApi, TokenOrigin, TokenStatus
+
+
+class TokenFilter(django_filters.FilterSet):
+    q = django_filters.CharFilter(
+        label="Search",
+        method="filter_search",
+        widget=forms.TextInput(
+            attrs={"placeholder": "Owner, app, code prefix, extra field or a full token"}
+        ),
+    )
+    api = django_filters.ModelMultipleChoiceFilter(
+        label="API", queryset=Api.objects.all(), method="filter_api"
+    )
+    app = django_filters.ModelMultipleChoiceFilter(label="App", queryset=App.objects.all())
+    status = django_filters.ChoiceFilter(
+        label="Status", choices=TokenStatus.choices, method="filter_status", empty_label="Any"
+    )
+    origin = django_filters.ChoiceFilter(
+        label="Origin", choices=TokenOrigin.choices, empty_label="Any"
+    )
+    plan = django_filters.ModelChoiceFilter(
+        label="Plan",
+        queryset=Plan.objects.select_related("api"),
+        method="filter_plan",
+        empty_label="Any",
+    )
+    created = django_filters.DateFromToRangeFilter(
+        label="Created between",
+        field_name="created_at",
+        widget=django_filters.widgets.RangeWidget(attrs={"type": "date"}),
+    )
+    expires = django_filters.DateFromToRangeFilter(
+        label="Expires between",
+        field_name="expires_at",
+        widget=django_filters.widgets.RangeWidget(attrs={"type": "date"}),
+    )
+    o = django_filters.OrderingFilter(
+        label="Sort by",
+        fields=(
+            ("created_at", "created"),
+            ("expires_at", "expires"),
+            ("last_used_at", "last_used"),
+            ("owner", "owner"),
+            ("app__name", "app"),
+            ("prefix", "code"),
+        ),
+    )
+
+    class Meta:
+        model = AccessToken
+        fields = ["q", "api", "app", "status", "origin", "plan", "created", "expires"]
+
+    def filter_search(self, queryset, name, value):
+        return queryset.search(value)
+
+    def filter_status(self, queryset, name, value):
+        return queryset.with_status(value)
+
+    def filter_api(self, queryset, name, value):
+        if not value:
+            return queryset
+        # EXISTS, not a join: a token linked to two chosen APIs is listed once.
+        return queryset.filter(Exists(TokenApi.objects.filter(token=OuterRef("pk"), api__in=value)))
+
+    def filter_plan(self, queryset, name, value):
+        return queryset.filter(Exists(TokenApi.objects.filter(token=OuterRef("pk"), plan=value)))
+
+    @property
+    def advanced_active(self) -> bool:
+        """Whether any Advanced filter (anything but quick search and sort) is set."""
+        data = self.data or {}
+        return any(data.get(key) for key in self.Meta.fields if key != "q") or any(
+            data.get(f"{key}_{end}")
+            for key in ("created", "expires")
+            for end in ("after", "before")
+        )
