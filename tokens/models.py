@@ -152,9 +152,7 @@ class AccessTokenQuerySet(models.QuerySet):
 
     def with_list_columns(self):
         return self.select_related("app").prefetch_related(
-            models.Prefetch(
-                "api_links", queryset=TokenApi.objects.select_related("api", "plan")
-            )
+            models.Prefetch("api_links", queryset=TokenApi.objects.select_related("api", "plan"))
         )
 
 

@@ -159,7 +159,9 @@ def _describe_changes_since(token: AccessToken, version: int) -> str:
     for event in events:
         fields = ", ".join(_FIELD_LABELS.get(name, name) for name in event.changes) or "nothing"
         when = timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
-        parts.append(f"{event.get_action_display().lower()} by {event.actor_label} at {when} ({fields})")
+        parts.append(
+            f"{event.get_action_display().lower()} by {event.actor_label} at {when} ({fields})"
+        )
     return "; ".join(parts)
 
 

@@ -22,12 +22,18 @@ def forwards(apps, schema_editor):
     admins, _ = Group.objects.get_or_create(name=ADMINISTRATORS)
     admins.permissions.set(
         tokens_perms.filter(content_type__model__in=MODELS).exclude(
-            codename__in=["delete_accesstoken", "delete_auditevent", "change_auditevent", "add_auditevent"]
+            codename__in=[
+                "delete_accesstoken",
+                "delete_auditevent",
+                "change_auditevent",
+                "add_auditevent",
+            ]
         )
     )
     support, _ = Group.objects.get_or_create(name=SUPPORT)
     support.permissions.set(
-        tokens_perms.filter(codename__startswith="view_") | tokens_perms.filter(codename="revoke_accesstoken")
+        tokens_perms.filter(codename__startswith="view_")
+        | tokens_perms.filter(codename="revoke_accesstoken")
     )
 
 
