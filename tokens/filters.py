@@ -12,7 +12,11 @@ class TokenFilter(django_filters.FilterSet):
         label="Search",
         method="filter_search",
         widget=forms.TextInput(
-            attrs={"placeholder": "Owner, app, code prefix, extra field or a full token"}
+            attrs={
+                "class": "form-control",
+                "type": "search",
+                "placeholder": "Owner, app, code prefix, extra field value or a pasted full token",
+            }
         ),
     )
     api = django_filters.ModelMultipleChoiceFilter(

@@ -3,38 +3,16 @@
 from django.contrib.auth.management import create_permissions
 from django.db import migrations
 
-ADMINISTRATORS = "Portal administrators"
-SUPPORT = "Support staff"
-
-MODELS = ["accesstoken", "api", "plan", "app", "subscription", "tokenapi", "auditevent"]
+from tokens.groups import ADMINISTRATORS, SUPPORT, ensure_groups
 
 
 def forwards(apps, schema_editor):
-    # Permissions are normally created after migrations; this one needs them now.
+    # Permissions are normally created after all migrations; the groups need them now.
     for app_config in apps.get_app_configs():
         app_config.models_module = True
         create_permissions(app_config, verbosity=0)
         app_config.models_module = None
-    Group = apps.get_model("auth", "Group")
-    Permission = apps.get_model("auth", "Permission")
-    tokens_perms = Permission.objects.filter(content_type__app_label="tokens")
-
-    admins, _ = Group.objects.get_or_create(name=ADMINISTRATORS)
-    admins.permissions.set(
-        tokens_perms.filter(content_type__model__in=MODELS).exclude(
-            codename__in=[
-                "delete_accesstoken",
-                "delete_auditevent",
-                "change_auditevent",
-                "add_auditevent",
-            ]
-        )
-    )
-    support, _ = Group.objects.get_or_create(name=SUPPORT)
-    support.permissions.set(
-        tokens_perms.filter(codename__startswith="view_")
-        | tokens_perms.filter(codename="revoke_accesstoken")
-    )
+    ensure_groups(apps.get_model("auth", "Group"), apps.get_model("auth", "Permission"))
 
 
 def backwards(apps, schema_editor):
