@@ -2,6 +2,9 @@ import pytest
 
 from tests.factories import UserFactory
 
+# Real-browser fixtures (chromium, browser_page, nojs_page) for tests/e2e.
+pytest_plugins = ["tests.e2e.browser"]
+
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
@@ -32,4 +35,16 @@ def plain_user(db):
 @pytest.fixture
 def portal_admin_client(client, portal_admin):
     client.force_login(portal_admin)
+    return client
+
+
+@pytest.fixture
+def support_client(client, support_user):
+    client.force_login(support_user)
+    return client
+
+
+@pytest.fixture
+def plain_client(client, plain_user):
+    client.force_login(plain_user)
     return client

@@ -15,6 +15,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
+        skip_postgeneration_save = True
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda u: f"{u.username}@example.test")
@@ -103,3 +104,22 @@ def make_token(
             token=token, actor=actor, reason="test", channel=services.RevokeChannel.OAUTH
         )
     return token, issued.secret
+
+
+def user_with_perms(*perms: str, username: str | None = None):
+    """A user holding exactly ``perms`` ("tokens.view_accesstoken", …), in no group."""
+    from django.contrib.auth.models import Permission
+
+    user = UserFactory(**({"username": username} if username else {}))
+    for perm in perms:
+        app_label, codename = perm.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    return user
+
+
+def api_with_plans(*plan_names: str, **api_fields) -> tuple[Api, list[Plan]]:
+    """An API and its plans, named as given ("Free", "Gold", …)."""
+    api = ApiFactory(**api_fields)
+    return api, [PlanFactory(api=api, name=name) for name in plan_names or ("Free",)]

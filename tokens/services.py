@@ -3,11 +3,13 @@
 Each service runs in one transaction and writes the audit event of what it did.
 """
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -22,7 +24,10 @@ from .models import (
     Plan,
     TokenApi,
     TokenOrigin,
+    TokenStatus,
 )
+
+logger = logging.getLogger(__name__)
 
 Actor = AbstractBaseUser | App
 
@@ -140,12 +145,16 @@ def token_create(
         actor=actor,
         remote_addr=remote_addr,
         changes={
-            "app": [None, app.name],
-            "owner": [None, owner],
-            "origin": [None, token.get_origin_display()],
-            "expires_at": [None, expires_at.isoformat() if expires_at else None],
-            "extra_fields": [None, token.extra_fields],
-            "apis": [None, _plans_snapshot(plans)],
+            field: [None, value]
+            for field, value in {
+                "app": app.name,
+                "owner": owner,
+                "origin": token.get_origin_display(),
+                "expires_at": expires_at.isoformat() if expires_at else None,
+                "extra_fields": token.extra_fields,
+                "apis": _plans_snapshot(plans),
+            }.items()
+            if value
         },
     )
     return IssuedToken(token=token, secret=secret)
@@ -281,6 +290,8 @@ def token_revoke(
     )
     token.refresh_from_db(fields=["revoked_at", "revoked_by", "revocation_reason", "version"])
     if not changed:
+        # Purge again: a retry after a revoke whose purge failed must still reach the cache.
+        _purge_after_commit(token)
         return False
     changes = {"revoked_at": [None, now.isoformat()]}
     if reason:
@@ -319,3 +330,117 @@ def app_regenerate_secret(*, app: App) -> str:
     app.set_client_secret(secret)
     app.save(update_fields=["client_secret_digest"])
     return secret
+
+
+# --- Bulk revocation (Django admin's "Revoke selected tokens") -----------------------
+
+
+@dataclass(frozen=True)
+class BulkRevokeResult:
+    revoked: list[AccessToken]
+    skipped: list[tuple[AccessToken, str]]  # each with why it was not revoked
+
+
+def portal_revoke_skip_reason(token: AccessToken, *, now: datetime | None = None) -> str | None:
+    """Why the portal channel would leave ``token`` alone; None when it would revoke it.
+
+    The same refusals as ``token_revoke(channel=PORTAL)``, in the order that tells a
+    person the most: a revoked token is "already revoked" whatever its origin.
+    """
+    status = token.status_at(now or timezone.now())
+    if status == TokenStatus.REVOKED:
+        return "Already revoked."
+    if token.origin != TokenOrigin.PORTAL:
+        return (
+            "Issued by the OAuth flow: only its client can revoke it, through the "
+            "revocation endpoint (RFC 7009)."
+        )
+    if status == TokenStatus.EXPIRED:
+        return "Expired: the gateway already refuses it, so it needs no revoking."
+    return None
+
+
+@transaction.atomic
+def token_revoke_many(
+    *,
+    tokens: Iterable[AccessToken],
+    actor: Actor | None,
+    reason: str = "",
+    remote_addr: str | None = None,
+) -> BulkRevokeResult:
+    """Revoke each token as the portal's REVOKE does; skip (and say why) those it refuses.
+
+    One transaction: either every revocable token is revoked, or none is. Each revoked
+    token gets its own audit event and cache purge (through ``token_revoke``).
+    """
+    revoked, skipped = [], []
+    now = timezone.now()
+    for token in tokens:
+        why = portal_revoke_skip_reason(token, now=now)
+        if why is None:
+            try:
+                if token_revoke(
+                    token=token,
+                    actor=actor,
+                    reason=reason,
+                    channel=RevokeChannel.PORTAL,
+                    remote_addr=remote_addr,
+                ):
+                    revoked.append(token)
+                    continue
+                why = "Already revoked."  # by someone else, a moment ago
+            except TokenNotRevocable as exc:  # it expired a moment ago
+                why = exc.message
+        skipped.append((token, why))
+    return BulkRevokeResult(revoked=revoked, skipped=skipped)
+
+
+@transaction.atomic
+def token_issue_for_client(
+    *,
+    app: App,
+    base_paths: Iterable[str] | None = None,
+    remote_addr: str | None = None,
+) -> IssuedToken:
+    """Issue a token to ``app`` through the OAuth token endpoint (client credentials).
+
+    The token carries the app's subscriptions (only those of ``base_paths`` when the
+    client asked for a scope) and expires after ``OAUTH_TOKEN_LIFETIME`` seconds.
+    """
+    subscriptions = app.subscription_set.select_related("plan__api")
+    if base_paths is not None:
+        subscriptions = subscriptions.filter(api__base_path__in=list(base_paths))
+    lifetime = settings.TOKEN_PORTAL["OAUTH_TOKEN_LIFETIME"]
+    return token_create(
+        app=app,
+        owner=app.name,
+        plans=[subscription.plan for subscription in subscriptions],
+        expires_at=timezone.now() + timedelta(seconds=lifetime),
+        origin=TokenOrigin.OAUTH,
+        grant_type="client_credentials",
+        actor=app,
+        remote_addr=remote_addr,
+    )
+
+
+@transaction.atomic
+def token_revoke_by_client(*, client: App, secret: str, remote_addr: str | None = None) -> bool:
+    """RFC 7009 revocation: ``client`` revokes one of its own tokens, of any origin.
+
+    Returns True when this call revoked it. An unknown, malformed or already revoked
+    token, and a token of another client, change nothing (the endpoint answers 200
+    either way, so that it tells nobody whether someone else's token exists).
+    """
+    token = AccessToken.objects.by_secret(secret).first()
+    if token is None:
+        return False
+    if token.app_id != client.pk:
+        logger.warning(
+            "Client %s tried to revoke token %s of another app; refused.",
+            client.client_id,
+            token.public_id,
+        )
+        return False
+    return token_revoke(
+        token=token, actor=client, channel=RevokeChannel.OAUTH, remote_addr=remote_addr
+    )
