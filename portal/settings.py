@@ -52,6 +52,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Answers /gateway/auth and /oauth/introspect/ without the rest of the stack.
+    "tokens.gateway.GatewayFastPathMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -171,6 +173,14 @@ TOKEN_PORTAL = {
     "GATEWAY_CACHE_SECONDS": int(os.environ.get("TOKEN_PORTAL_GATEWAY_CACHE_SECONDS", "60")),
     # "Last used" is written at most once per this many seconds per token.
     "LAST_USED_RESOLUTION": int(os.environ.get("TOKEN_PORTAL_LAST_USED_RESOLUTION", "60")),
+    # How long introspection may trust a cached client (app) record, in seconds.
+    "CLIENT_CACHE_SECONDS": int(os.environ.get("TOKEN_PORTAL_CLIENT_CACHE_SECONDS", "30")),
+    # Per client address, counted in the cache (shared through Redis): "N/s", "N/m", "N/h".
+    "RATE_LIMITS": {
+        "token": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_TOKEN", "60/m"),
+        "revoke": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_REVOKE", "120/m"),
+        "introspect": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_INTROSPECT", "10000/s"),
+    },
 }
 
 LOGGING = {

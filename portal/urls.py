@@ -2,9 +2,14 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from tokens.gateway import forward_auth
+
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tokens:list", permanent=False)),
     path("accounts/", include("django.contrib.auth.urls")),
     path("admin/", admin.site.urls),
     path("tokens/", include("tokens.urls")),
+    path("oauth/", include("tokens.oauth.urls")),
+    # Usually answered by GatewayFastPathMiddleware before URL resolution.
+    path("gateway/auth", forward_auth, name="gateway-auth"),
 ]

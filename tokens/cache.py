@@ -1,16 +1,125 @@
-"""The gateway-check cache: keys and purging.
+"""The gateway-check cache: keys, markers and purging.
 
 Gateway checks may be answered from the cache (local memory, or Redis shared by every
 app server). Any change to a token purges its entry after the change commits and before
 the changing request returns, so no cache keeps accepting a revoked token.
+
+Purging does not delete the entry: it overwrites it with a short-lived ``PURGED``
+marker. A check that read the database just before a revoke committed would otherwise
+write its stale "active" answer back after the delete. Checks only ever populate the
+cache with ``cache.add`` (which never overwrites), treat the marker as "ask the
+database and do not cache", and give up caching when their own database read took
+longer than half the marker's lifetime; so a stale answer can never land while the
+marker stands, nor after it lapses.
 """
 
+import contextlib
+import logging
+import time
+from functools import partial
+
 from django.core.cache import cache
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+
+logger = logging.getLogger(__name__)
+
+PURGED = "purged"
+# While the marker stands, checks of the token go to the database.
+PURGE_MARKER_SECONDS = 10
+# Every API's base path, for the gateway's longest-prefix match.
+API_INDEX_KEY = "gw:apis"
+_PURGE_ATTEMPTS = 3
+
+
+class CachePurgeFailed(RuntimeError):
+    """The cache could not be told that a token changed; the change itself is committed."""
 
 
 def token_cache_key(digest: str) -> str:
     return f"gw:tok:{digest}"
 
 
+def client_cache_key(client_id: str) -> str:
+    return f"oauth:client:{client_id}"
+
+
+def _set_with_retries(key: str, value, timeout: int | None, what: str) -> None:
+    for attempt in range(1, _PURGE_ATTEMPTS + 1):
+        try:
+            cache.set(key, value, timeout)
+            return
+        except Exception as error:  # any backend error: Redis down, timeout, …
+            if attempt == _PURGE_ATTEMPTS:
+                logger.error("Could not purge %s from the cache: %r", what, error)
+                raise CachePurgeFailed(f"Could not purge {what} from the cache.") from error
+            time.sleep(0.05 * attempt)
+
+
 def purge_token(digest: str) -> None:
-    cache.delete(token_cache_key(digest))
+    """Make every app server forget its cached answer for this token (after a change).
+
+    Raises ``CachePurgeFailed`` when the cache stays unreachable: the caller must learn
+    that gateways may go on accepting the token until the cached answer lapses
+    (``GATEWAY_CACHE_SECONDS`` at most), and may retry the revoke, which purges again.
+    """
+    _set_with_retries(token_cache_key(digest), PURGED, PURGE_MARKER_SECONDS, f"token {digest[:8]}…")
+
+
+def purge_client(client_id: str) -> None:
+    _set_with_retries(client_cache_key(client_id), PURGED, PURGE_MARKER_SECONDS, "a client")
+
+
+def purge_api_index() -> None:
+    _set_with_retries(API_INDEX_KEY, PURGED, PURGE_MARKER_SECONDS, "the API index")
+
+
+def read(key: str):
+    """The cached value, or ``PURGED`` when the cache cannot be reached (go to the database)."""
+    try:
+        return cache.get(key)
+    except Exception as error:
+        logger.warning("Cache unreachable, answering from the database: %r", error)
+        return PURGED
+
+
+def read_many(keys: list[str]) -> dict:
+    try:
+        return cache.get_many(keys)
+    except Exception as error:
+        logger.warning("Cache unreachable, answering from the database: %r", error)
+        return dict.fromkeys(keys, PURGED)
+
+
+def populate(key: str, value, timeout: int, *, started: float) -> None:
+    """Cache what a check read from the database at ``started`` (``time.monotonic()``).
+
+    Never overwrites (a purge marker must win), and gives up when the read is older
+    than half a marker's lifetime: a purge that followed it might have lapsed.
+    """
+    if timeout < 1 or time.monotonic() - started >= PURGE_MARKER_SECONDS / 2:
+        return
+    try:
+        cache.add(key, value, timeout)
+    except Exception as error:
+        logger.warning("Cache unreachable, not caching: %r", error)
+
+
+def _quietly(purge, *args) -> None:
+    with contextlib.suppress(CachePurgeFailed):  # logged; the entry lapses after its TTL
+        purge(*args)
+
+
+def _app_changed(sender, instance, **kwargs):
+    # Admin edits of an app (secret, activation, introspection right) bypass the
+    # services, so they are caught here; a failed purge delays them by the cache TTL.
+    transaction.on_commit(partial(_quietly, purge_client, instance.client_id))
+
+
+def _api_changed(sender, instance, **kwargs):
+    transaction.on_commit(partial(_quietly, purge_api_index))
+
+
+for _name, _signal in (("save", post_save), ("delete", post_delete)):
+    _signal.connect(_app_changed, sender="tokens.App", dispatch_uid=f"tp-app-{_name}")
+    _signal.connect(_api_changed, sender="tokens.Api", dispatch_uid=f"tp-api-{_name}")

@@ -1,0 +1,339 @@
+"""Gateway checks: "is this token good, and for what", forward-auth, and their fast path.
+
+``check_token`` is the one answer that forward-auth (``/gateway/auth``) and RFC 7662
+introspection give. Gateways call them on every API request, so answers may come from
+the cache (see ``tokens.cache`` for why a purge can never be undone by a racing check),
+cached answers carry the token's expiry and are never served past it, and "last used"
+is written at most once per ``LAST_USED_RESOLUTION`` seconds per token.
+``GatewayFastPathMiddleware`` answers these two paths before sessions, CSRF, auth,
+messages and URL resolution, none of which they need.
+"""
+
+import logging
+import time
+from typing import NamedTuple
+from urllib.parse import quote, unquote, urlsplit
+
+from django.conf import settings
+from django.db import DatabaseError
+from django.http import HttpResponse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+
+from . import cache, crypto
+from .models import AccessToken, Api, TokenApi
+
+logger = logging.getLogger(__name__)
+
+REALM = "token-portal"
+INACTIVE = "inactive"  # cached answer for a known token that is revoked or expired: final
+
+
+class ApiGrant(NamedTuple):
+    api_id: int
+    name: str
+    version: str
+    base_path: str
+    plan: str
+    rate_limit: int | None
+
+
+class TokenInfo(NamedTuple):
+    """What a gateway learns about an active token (cached as is: keep it small)."""
+
+    token_id: int
+    public_id: str
+    client_id: str
+    app_name: str
+    owner: str
+    issued_at: int  # seconds since the epoch
+    expires_at: float | None  # seconds since the epoch; None: never
+    apis: tuple[ApiGrant, ...]
+
+    def is_live(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at
+
+
+def now() -> float:
+    """The clock of every check (a seam for tests)."""
+    return time.time()
+
+
+def _setting(name: str) -> int:
+    return settings.TOKEN_PORTAL[name]
+
+
+# --- the check ---------------------------------------------------------------------
+
+
+def _load(digest: str, at: float) -> TokenInfo | str | None:
+    """From the database: TokenInfo, INACTIVE for a known dead token, None if unknown."""
+    token = (
+        AccessToken.objects.filter(digest=digest)
+        .select_related("app")
+        .only(
+            "id",
+            "public_id",
+            "owner",
+            "created_at",
+            "expires_at",
+            "revoked_at",
+            "app__client_id",
+            "app__name",
+        )
+        .first()
+    )
+    if token is None:
+        return None
+    expires_at = token.expires_at.timestamp() if token.expires_at else None
+    if token.revoked_at is not None or (expires_at is not None and expires_at <= at):
+        return INACTIVE
+    links = TokenApi.objects.filter(token_id=token.pk).values_list(
+        "api_id", "api__name", "api__version", "api__base_path", "plan__name", "plan__rate_limit"
+    )
+    return TokenInfo(
+        token_id=token.pk,
+        public_id=str(token.public_id),
+        client_id=token.app.client_id,
+        app_name=token.app.name,
+        owner=token.owner,
+        issued_at=int(token.created_at.timestamp()),
+        expires_at=expires_at,
+        apis=tuple(ApiGrant(*link) for link in links),
+    )
+
+
+def _resolve(digest: str, cached, at: float) -> TokenInfo | None:
+    """The answer for ``digest``, given what the cache held for it."""
+    if isinstance(cached, TokenInfo):
+        return cached if cached.is_live(at) else None
+    if cached == INACTIVE:
+        return None
+    started = time.monotonic()
+    loaded = _load(digest, at)
+    lifetime = _setting("GATEWAY_CACHE_SECONDS")
+    # Only a miss may be filled: PURGED means "a change just happened, ask the database".
+    if cached is None and loaded is not None:
+        if isinstance(loaded, TokenInfo) and loaded.expires_at is not None:
+            lifetime = min(lifetime, int(loaded.expires_at - at))
+        cache.populate(cache.token_cache_key(digest), loaded, lifetime, started=started)
+    return loaded if isinstance(loaded, TokenInfo) else None
+
+
+_recently_used: dict[str, float] = {}
+
+
+def _record_use(digest: str, info: TokenInfo) -> None:
+    """Set "last used", at most once per LAST_USED_RESOLUTION seconds per token.
+
+    The per-process memo only spares the cache a round trip; the cache key makes the
+    limit hold across processes. Neither can make a token valid, so neither is a risk.
+    """
+    resolution = _setting("LAST_USED_RESOLUTION")
+    tick = time.monotonic()
+    if _recently_used.get(digest, 0.0) > tick:
+        return
+    if len(_recently_used) > 10_000:
+        _recently_used.clear()
+    _recently_used[digest] = tick + resolution
+    try:
+        if cache.cache.add(f"gw:used:{digest}", 1, resolution):
+            AccessToken.objects.filter(pk=info.token_id).update(last_used_at=timezone.now())
+    except Exception as error:  # a lost "last used" must never fail the check
+        logger.warning("Could not record the use of token %s: %r", info.public_id, error)
+
+
+def check_token(secret: str, *, at: float | None = None, record_use: bool = True):
+    """The active token whose secret is ``secret``, as ``TokenInfo``; None if inactive.
+
+    Malformed secrets are refused without touching the cache or the database.
+    """
+    if not crypto.looks_like_token(secret):
+        return None
+    at = now() if at is None else at
+    digest = crypto.digest(secret)
+    info = _resolve(digest, cache.read(cache.token_cache_key(digest)), at)
+    if info is not None and record_use:
+        _record_use(digest, info)
+    return info
+
+
+# --- matching the original URI to an API ------------------------------------------
+
+
+def normalise_path(uri: str | None) -> str | None:
+    """The path of ``uri`` as an upstream would finally see it, or None if ambiguous.
+
+    Query and fragment are dropped, percent-encoding decoded, empty and dot segments
+    resolved (also ``..;x``, which some servers treat as ``..``), so that
+    ``/allowed/../secret`` and ``/allowed/%2e%2e/secret`` are ``/secret``. Encoded
+    slashes and backslashes, double encoding and control characters are refused:
+    upstreams disagree on what they mean, and a guess could let a request through.
+    """
+    if not uri:
+        return None
+    path = uri.split("#", 1)[0].split("?", 1)[0]
+    if "://" in path:
+        path = urlsplit(path).path
+    if not path.startswith("/") or "\\" in path:
+        return None
+    lowered = path.lower()
+    if "%2f" in lowered or "%5c" in lowered:
+        return None
+    try:
+        decoded = unquote(path, errors="strict")
+    except UnicodeDecodeError:
+        return None
+    if "%" in decoded or "\\" in decoded or any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
+        return None
+    segments: list[str] = []
+    for segment in decoded.split("/"):
+        core = segment.split(";", 1)[0]
+        if not segment or core == ".":
+            continue
+        if core == "..":
+            if segments:
+                segments.pop()
+            continue
+        segments.append(segment)
+    return "/" + "/".join(segments)
+
+
+def _load_api_index() -> dict[str, int]:
+    index = {}
+    for api_id, base_path in Api.objects.values_list("id", "base_path"):
+        path = normalise_path(base_path)
+        if path is not None:
+            index[path] = api_id
+    return index
+
+
+def api_index(cached=None) -> dict[str, int]:
+    """Every API's normalised base path → its id."""
+    if isinstance(cached, dict):
+        return cached
+    started = time.monotonic()
+    index = _load_api_index()
+    if cached is None:
+        cache.populate(
+            cache.API_INDEX_KEY, index, _setting("GATEWAY_CACHE_SECONDS"), started=started
+        )
+    return index
+
+
+def match_api(path: str | None, index: dict[str, int]) -> int | None:
+    """The id of the API whose base path is the longest prefix of ``path``, by segments."""
+    if path is None:
+        return None
+    candidate = path
+    while True:
+        api_id = index.get(candidate)
+        if api_id is not None:
+            return api_id
+        if candidate == "/":
+            return None
+        candidate = candidate.rsplit("/", 1)[0] or "/"
+
+
+# --- forward-auth ------------------------------------------------------------------
+
+# What header values may hold as they are; everything else is percent-encoded (UTF-8),
+# so owners with non-ASCII letters or line breaks can never break a response.
+_HEADER_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
+
+
+def header_value(value: str) -> str:
+    return quote(value, safe=_HEADER_SAFE)
+
+
+def _challenge(status: int, error: str | None = None) -> HttpResponse:
+    response = HttpResponse(status=status)
+    challenge = f'Bearer realm="{REALM}"'
+    if error:
+        challenge += f', error="{error}"'
+    response["WWW-Authenticate"] = challenge
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def bearer_secret(authorization: str | None) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header; None when there is none."""
+    if not authorization:
+        return None
+    scheme, _, credentials = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return credentials.strip()
+
+
+@csrf_exempt
+def forward_auth(request) -> HttpResponse:
+    """nginx ``auth_request``, Traefik ForwardAuth, Envoy ext_authz (HTTP); any method."""
+    secret = bearer_secret(request.META.get("HTTP_AUTHORIZATION"))
+    if secret is None:
+        return _challenge(401)
+    if not crypto.looks_like_token(secret):
+        return _challenge(401, "invalid_token")
+    at = now()
+    digest = crypto.digest(secret)
+    token_key = cache.token_cache_key(digest)
+    cached = cache.read_many([token_key, cache.API_INDEX_KEY])
+    try:
+        info = _resolve(digest, cached.get(token_key), at)
+        if info is None:
+            return _challenge(401, "invalid_token")
+        _record_use(digest, info)
+        index = api_index(cached.get(cache.API_INDEX_KEY))
+    except DatabaseError:
+        logger.exception("Gateway check failed: database unavailable")
+        response = HttpResponse(status=503)
+        response["Retry-After"] = "1"
+        return response
+
+    uri = request.META.get("HTTP_X_ORIGINAL_URI") or request.META.get("HTTP_X_FORWARDED_URI")
+    api_id = match_api(normalise_path(uri), index)
+    grant = next((grant for grant in info.apis if grant.api_id == api_id), None)
+    if grant is None:
+        return _challenge(403, "insufficient_scope")
+
+    response = HttpResponse(status=200)
+    response["Cache-Control"] = "no-store"
+    response["X-Token-Id"] = info.public_id
+    response["X-Token-Client-Id"] = info.client_id
+    response["X-Token-App"] = header_value(info.app_name)
+    response["X-Token-Owner"] = header_value(info.owner)
+    response["X-Token-Api"] = header_value(grant.name)
+    response["X-Token-Api-Version"] = header_value(grant.version)
+    response["X-Token-Plan"] = header_value(grant.plan)
+    if grant.rate_limit is not None:
+        response["X-Token-Rate-Limit"] = str(grant.rate_limit)
+    return response
+
+
+# --- the fast path -----------------------------------------------------------------
+
+
+class GatewayFastPathMiddleware:
+    """Answers the gateway's per-request endpoints before the rest of the stack.
+
+    Placed right after SecurityMiddleware: these endpoints need no session, user,
+    CSRF token, messages, template or URLconf, and gateways call them on every API
+    request. The URLconf routes the same paths to the same views, so behaviour does
+    not depend on this middleware being installed.
+    """
+
+    def __init__(self, get_response):
+        from .oauth.views import introspect
+
+        self.get_response = get_response
+        self.routes = {
+            "/gateway/auth": forward_auth,
+            "/gateway/auth/": forward_auth,
+            "/oauth/introspect/": introspect,
+        }
+
+    def __call__(self, request):
+        view = self.routes.get(request.path_info)
+        if view is not None:
+            return view(request)
+        return self.get_response(request)

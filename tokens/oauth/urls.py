@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "oauth"
+
+urlpatterns = [
+    path("token/", views.token, name="token"),
+    path("revoke/", views.revoke, name="revoke"),
+    path("introspect/", views.introspect, name="introspect"),
+]

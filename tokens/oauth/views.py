@@ -1,0 +1,191 @@
+"""The OAuth endpoints: thin Django views around oauthlib's server endpoints.
+
+The views own what oauthlib leaves to the framework: POST only, a form body only
+(no query string, so no secret in a URL), bounded size, strict decoding, no repeated
+parameter, rate limits; and they answer every refusal with the standard error JSON,
+never a 500.
+"""
+
+import logging
+from collections.abc import Callable
+from typing import NamedTuple
+from urllib.parse import parse_qsl
+
+from django.db import DatabaseError
+from django.http import HttpResponse, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
+from oauthlib.oauth2 import (
+    BearerToken,
+    ClientCredentialsGrant,
+    IntrospectEndpoint,
+    RevocationEndpoint,
+    TokenEndpoint,
+)
+
+from .. import ratelimit
+from ..cache import CachePurgeFailed
+from ..gateway import REALM
+from .validator import REMOTE_ADDR_HEADER, IntrospectionRequestValidator, PortalRequestValidator
+
+logger = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 8192
+_MAX_FIELDS = 20
+_CLIENT_PARAMS = frozenset({"client_id", "client_secret"})
+
+_validator = PortalRequestValidator()
+_token_endpoint = TokenEndpoint(
+    default_grant_type="client_credentials",
+    grant_types={"client_credentials": ClientCredentialsGrant(_validator)},
+    default_token_type=BearerToken(
+        _validator, token_generator=_validator.issue_token, expires_in=_validator.token_lifetime
+    ),
+)
+# Both hint values are "supported": RFC 7009 says a wrong hint must not change the answer.
+_revocation_endpoint = RevocationEndpoint(_validator)
+_introspect_endpoint = IntrospectEndpoint(IntrospectionRequestValidator())
+
+
+class Endpoint(NamedTuple):
+    name: str  # also its rate-limit scope
+    uri: str
+    params: frozenset[str]  # what it reads; RFC 6749 §3.2: others are ignored
+    respond: Callable
+
+
+TOKEN = Endpoint(
+    "token",
+    "https://token-portal/oauth/token/",
+    _CLIENT_PARAMS | {"grant_type", "scope"},
+    _token_endpoint.create_token_response,
+)
+REVOKE = Endpoint(
+    "revoke",
+    "https://token-portal/oauth/revoke/",
+    _CLIENT_PARAMS | {"token", "token_type_hint"},
+    _revocation_endpoint.create_revocation_response,
+)
+INTROSPECT = Endpoint(
+    "introspect",
+    "https://token-portal/oauth/introspect/",
+    _CLIENT_PARAMS | {"token", "token_type_hint"},
+    _introspect_endpoint.create_introspect_response,
+)
+
+
+class BadRequest(Exception):
+    def __init__(self, description: str, status: int = 400):
+        super().__init__(description)
+        self.description = description
+        self.status = status
+
+
+def error_response(status: int, error: str, description: str) -> JsonResponse:
+    response = JsonResponse({"error": error, "error_description": description}, status=status)
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    return response
+
+
+def form_params(request, wanted: frozenset[str]) -> dict[str, str]:
+    """The request's form fields that ``wanted`` names; BadRequest for a malformed request."""
+    if request.META.get("QUERY_STRING"):
+        raise BadRequest("URL query parameters are not allowed; send them in the body.")
+    if request.content_type != "application/x-www-form-urlencoded":
+        raise BadRequest("The body must be application/x-www-form-urlencoded.")
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        raise BadRequest("Invalid Content-Length.") from None
+    if length > MAX_BODY_BYTES:
+        raise BadRequest(f"The body exceeds {MAX_BODY_BYTES} bytes.", status=413)
+    try:
+        pairs = parse_qsl(
+            request.body.decode("ascii"),
+            keep_blank_values=True,
+            encoding="utf-8",
+            errors="strict",
+            max_num_fields=_MAX_FIELDS,
+        )
+    except ValueError:  # UnicodeDecodeError included
+        raise BadRequest("The body is not valid form-urlencoded UTF-8.") from None
+    names = [name for name, _ in pairs]
+    repeated = sorted({name for name in names if names.count(name) > 1} & wanted)
+    if repeated:
+        raise BadRequest(f"Repeated parameter: {', '.join(repeated)}.")
+    params = {name: value for name, value in pairs if name in wanted}
+    if any("\x00" in value for value in params.values()):
+        raise BadRequest("Parameters must not contain NUL characters.")
+    return params
+
+
+def _oauthlib_response(headers: dict, body: str, status: int) -> HttpResponse:
+    response = HttpResponse(body, status=status)
+    if body:
+        response["Content-Type"] = "application/json"
+    else:
+        del response["Content-Type"]
+    for name, value in headers.items():
+        if name.lower() != "content-type":
+            response[name] = value
+    response["Cache-Control"] = "no-store"
+    response["Pragma"] = "no-cache"
+    if status == 401:
+        # RFC 6749 §5.2: the challenge names the scheme clients authenticate with.
+        response["WWW-Authenticate"] = f'Basic realm="{REALM}"'
+    return response
+
+
+def handle(request, endpoint: Endpoint) -> HttpResponse:
+    if request.method != "POST":
+        response = error_response(405, "invalid_request", "Only POST is allowed.")
+        response["Allow"] = "POST"
+        return response
+    remote_addr = request.META.get("REMOTE_ADDR", "")
+    wait = ratelimit.retry_after(endpoint.name, remote_addr)
+    if wait is not None:
+        response = error_response(
+            429, "temporarily_unavailable", f"Too many requests; retry in {wait} s."
+        )
+        response["Retry-After"] = str(wait)
+        return response
+    try:
+        params = form_params(request, endpoint.params)
+    except BadRequest as bad:
+        return error_response(bad.status, "invalid_request", bad.description)
+    headers = {REMOTE_ADDR_HEADER: remote_addr}
+    if authorization := request.META.get("HTTP_AUTHORIZATION"):
+        headers["Authorization"] = authorization
+    try:
+        return _oauthlib_response(*endpoint.respond(endpoint.uri, "POST", params, headers))
+    except CachePurgeFailed:
+        # The revoke is committed, but gateways may still accept the token from the
+        # cache until it lapses: the client must hear of it, and a retry purges again.
+        response = error_response(
+            503, "temporarily_unavailable", "Revoked, but not yet everywhere; retry."
+        )
+        response["Retry-After"] = "1"
+        return response
+    except DatabaseError:
+        logger.exception("OAuth %s endpoint: database unavailable", endpoint.name)
+        response = error_response(503, "temporarily_unavailable", "Try again shortly.")
+        response["Retry-After"] = "1"
+        return response
+
+
+@csrf_exempt
+def token(request):
+    """RFC 6749 §4.4: client credentials grant."""
+    return handle(request, TOKEN)
+
+
+@csrf_exempt
+def revoke(request):
+    """RFC 7009 token revocation by the client the token was issued to."""
+    return handle(request, REVOKE)
+
+
+@csrf_exempt
+def introspect(request):
+    """RFC 7662 token introspection, for apps allowed to introspect (gateways)."""
+    return handle(request, INTROSPECT)
