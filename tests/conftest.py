@@ -48,3 +48,9 @@ def support_client(client, support_user):
 def plain_client(client, plain_user):
     client.force_login(plain_user)
     return client
+
+
+@pytest.fixture
+def fast_passwords(settings):
+    """Users made in a test need no slow password hash (for modules that use many users)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

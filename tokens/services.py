@@ -4,6 +4,7 @@ Each service runs in one transaction and writes the audit event of what it did.
 """
 
 import logging
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -75,8 +76,18 @@ def _actor_user(actor: Actor | None):
     return None if actor is None or isinstance(actor, App) else actor
 
 
-def _plans_snapshot(plans: Iterable[Plan]) -> dict[str, str]:
-    return {str(plan.api): plan.name for plan in sorted(plans, key=lambda p: str(p.api))}
+def _plans_snapshot(plans: Iterable[Plan], *, among: Iterable[Plan] = ()) -> dict[str, str]:
+    """{API: plan name}. APIs may share a name and version (base paths differ): such an
+    API of ``plans`` or ``among`` is labelled with its base path, so no entry hides another.
+    """
+    plans = list(plans)
+    apis = {plan.api_id: plan.api for plan in [*plans, *among]}
+    shared = Counter(str(api) for api in apis.values())
+
+    def label(api) -> str:
+        return f"{api} ({api.base_path})" if shared[str(api)] > 1 else str(api)
+
+    return {label(plan.api): plan.name for plan in sorted(plans, key=lambda p: label(p.api))}
 
 
 def _normalise_extra_fields(pairs: Iterable[Sequence[str]]) -> list[list[str]]:
@@ -224,7 +235,8 @@ def token_update(
         changes["owner"] = [locked.owner, owner]
     if locked.extra_fields != new_extra:
         changes["extra_fields"] = [locked.extra_fields, new_extra]
-    before, after = _plans_snapshot(old_plans), _plans_snapshot(plans)
+    before = _plans_snapshot(old_plans, among=plans)
+    after = _plans_snapshot(plans, among=old_plans)
     if before != after:
         changes["apis"] = [before, after]
     if not changes:
