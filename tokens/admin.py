@@ -1,0 +1,649 @@
+"""Django admin for support staff: find a token (also by its full value), read its history,
+revoke it; and for superusers, manage APIs, plans and apps.
+
+Rules live in the models and services: the admin revokes through ``services.token_revoke``
+(audit event, cache purge), never edits a token directly, and never shows a secret or a
+digest. The changelists are built for a million tokens: no exact ``COUNT(*)`` once the
+table is big (``EstimatedCountPaginator``), no query per row, filters that cost at most
+one small query each, and no date hierarchy (its year list scans the whole table).
+"""
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_permission_codename
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from . import crypto, services
+from .models import (
+    AccessToken,
+    Api,
+    App,
+    AuditEvent,
+    Plan,
+    Subscription,
+    TokenStatus,
+)
+from .pagination import EstimatedCountPaginator
+
+admin.site.site_header = "Token Portal administration"
+admin.site.site_title = "Token Portal admin"
+
+# A bulk revoke runs one transaction of a few queries per token; beyond this many, ask
+# for a narrower selection rather than hold locks for minutes.
+MAX_BULK_REVOKE = 1000
+
+# Marks the POST of the search box (see ``SecretSafeSearchMixin``).
+SEARCH_POST_MARKER = "_search"
+
+
+def _remote_addr(request) -> str | None:
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def _describe_value(value) -> str:
+    if value in (None, "", [], {}):
+        return "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{key}: {item}" for key, item in value.items())
+    if isinstance(value, list):
+        return ", ".join(
+            f"{item[0]}={item[1]}" if isinstance(item, list) and len(item) == 2 else str(item)
+            for item in value
+        )
+    return str(value)
+
+
+def _describe_changes(changes: dict):
+    rows = (
+        (field, _describe_value(before), _describe_value(after))
+        for field, (before, after) in (changes or {}).items()
+    )
+    return format_html_join("", '<div class="audit-change">{}: {} → {}</div>', rows) or "—"
+
+
+class TokenAdminMedia:
+    css = {"all": ["admin_extra/tokens.css"]}
+
+
+class ReadOnlyAdminMixin:
+    """Nobody adds, changes or deletes these rows in admin; viewing needs the view permission."""
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class SecretSafeSearchMixin:
+    """The search box POSTs, so that a pasted full token never lands in a URL.
+
+    A full token found by its digest opens that token's page; any other term is
+    redirected to the usual ``?q=`` search (owner names may be in URLs, secrets may not).
+    A hand-made ``?q=`` holding a full token is answered the same way, so no page ever
+    echoes a secret (the search box, sort and filter links would all repeat ``q``).
+    """
+
+    search_by_post = True
+
+    def changelist_view(self, request, extra_context=None):
+        if request.method == "POST" and SEARCH_POST_MARKER in request.POST:
+            term = request.POST.get("q", "")
+        elif request.method == "GET" and crypto.looks_like_token(request.GET.get("q", "").strip()):
+            term = request.GET["q"]
+        else:
+            return super().changelist_view(request, extra_context)
+        if not self.has_view_or_change_permission(request):
+            raise PermissionDenied
+        return self.search_redirect(request, term.strip())
+
+    def search_redirect(self, request, term: str):
+        params = request.GET.copy()
+        for key in ("q", "p", "e"):
+            params.pop(key, None)
+        if crypto.looks_like_token(term):
+            token = AccessToken.objects.by_secret(term).first()
+            if token is not None:
+                return HttpResponseRedirect(self.url_for_pasted_token(token))
+            messages.warning(request, "No token matches the pasted token.")
+        elif term:
+            params["q"] = term
+        query = params.urlencode()
+        return HttpResponseRedirect(request.path + (f"?{query}" if query else ""))
+
+    def url_for_pasted_token(self, token: AccessToken) -> str:
+        # The token's page, with its history: what support came for.
+        return reverse("admin:tokens_accesstoken_change", args=[token.pk])
+
+
+# --- Access tokens -------------------------------------------------------------------
+
+
+class StatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+
+    def lookups(self, request, model_admin):
+        return TokenStatus.choices
+
+    def queryset(self, request, queryset):
+        if self.value() in TokenStatus.values:
+            return queryset.with_status(self.value())
+        return queryset
+
+
+class ApiFilter(admin.SimpleListFilter):
+    title = "API"
+    parameter_name = "api"
+
+    def lookups(self, request, model_admin):
+        return [(api.pk, str(api)) for api in Api.objects.all()]
+
+    def queryset(self, request, queryset):
+        # One plan per API per token: the join cannot duplicate a token.
+        if (self.value() or "").isdigit():
+            return queryset.filter(api_links__api_id=self.value())
+        return queryset
+
+
+class PlanFilter(admin.SimpleListFilter):
+    title = "plan"
+    parameter_name = "plan"
+
+    def lookups(self, request, model_admin):
+        return [
+            (plan.pk, f"{plan.api} – {plan.name}") for plan in Plan.objects.select_related("api")
+        ]
+
+    def queryset(self, request, queryset):
+        if (self.value() or "").isdigit():
+            return queryset.filter(api_links__plan_id=self.value())
+        return queryset
+
+
+class RevokeForm(forms.Form):
+    reason = forms.CharField(
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        help_text="Recorded in each token's history, e.g. “leaked in a public repository, "
+        "ticket #1234”.",
+    )
+
+
+class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
+    model = AuditEvent
+    verbose_name = "history entry"
+    verbose_name_plural = "History"
+    fields = ("created_at", "action", "actor_label", "changes_display", "remote_addr")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    @admin.display(description="Changes")
+    def changes_display(self, event):
+        return _describe_changes(event.changes)
+
+
+@admin.register(AccessToken)
+class AccessTokenAdmin(SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Tokens are created in the portal or by OAuth, edited in the portal, and revoked —
+    never deleted. Here they can be found, read and revoked."""
+
+    list_display = (
+        "code",
+        "owner",
+        "app_name",
+        "status_badge",
+        "api_plans",
+        "created",
+        "expires",
+        "last_used",
+    )
+    list_filter = (
+        StatusFilter,
+        "origin",
+        "app",
+        ApiFilter,
+        PlanFilter,
+        ("created_at", admin.DateFieldListFilter),
+        ("expires_at", admin.DateFieldListFilter),
+    )
+    list_select_related = ("app",)
+    list_per_page = 50
+    ordering = ("-created_at", "-id")
+    # The search itself is AccessToken.objects.search (see get_search_results); these
+    # fields only make admin show the search box.
+    search_fields = ("owner", "app__name", "prefix")
+    search_help_text = (
+        "Owner, app, extra-field value, the start of a code (tpk_…), or a full token "
+        "pasted from a customer (matched by its digest; it is neither stored nor shown)."
+    )
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    actions = ["revoke_selected"]
+    inlines = [AuditEventInline]
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "code",
+                    "status_badge",
+                    "app",
+                    "owner",
+                    "extra_fields_display",
+                    "origin",
+                    "grant_type",
+                    "public_id",
+                )
+            },
+        ),
+        ("APIs and plans", {"fields": ("api_plans",)}),
+        (
+            "Lifecycle",
+            {
+                "fields": (
+                    "created_at",
+                    "created_by",
+                    "expires_at",
+                    "last_used_at",
+                    "revoked_at",
+                    "revoked_by",
+                    "revocation_reason",
+                    "version",
+                )
+            },
+        ),
+    )
+    readonly_fields = [field for _, options in fieldsets for field in options["fields"]]
+    Media = TokenAdminMedia
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).with_list_columns()
+
+    def get_search_results(self, request, queryset, search_term):
+        # The domain's quick search: owner, app, extra-field value, code prefix, and a
+        # full token matched by its digest. It never duplicates rows.
+        return queryset.search(search_term), False
+
+    def view_on_site(self, obj):
+        return obj.get_absolute_url()
+
+    def has_revoke_permission(self, request, obj=None):
+        codename = get_permission_codename("revoke", self.opts)
+        return request.user.has_perm(f"{self.opts.app_label}.{codename}")
+
+    # Columns and read-only fields.
+
+    @admin.display(description="Code")
+    def code(self, token):
+        return token.masked_code
+
+    @admin.display(description="Status")
+    def status_badge(self, token):
+        status = token.status
+        return format_html(
+            '<span class="token-status token-status--{}">{}</span>', status.value, status.label
+        )
+
+    @admin.display(description="App")
+    def app_name(self, token):
+        # Not sortable: ordering a million rows by the app's name sorts them all.
+        return token.app.name
+
+    @admin.display(description="APIs")
+    def api_plans(self, token):
+        # Prefetched by with_list_columns(): no query per row.
+        return ", ".join(f"{link.api} ({link.plan.name})" for link in token.api_links.all()) or "—"
+
+    @admin.display(description="Created", ordering="created_at")
+    def created(self, token):
+        return token.created_at
+
+    @admin.display(description="Expires", ordering="expires_at", empty_value="never")
+    def expires(self, token):
+        return token.expires_at
+
+    @admin.display(description="Last used", ordering="last_used_at", empty_value="never")
+    def last_used(self, token):
+        return token.last_used_at
+
+    @admin.display(description="Extra fields")
+    def extra_fields_display(self, token):
+        pairs = token.extra_field_pairs()
+        return format_html_join("", "<div>{}: {}</div>", pairs) if pairs else "—"
+
+    # Revoking: the action, the change page's button, and their shared confirmation.
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/revoke/",
+                self.admin_site.admin_view(self.revoke_view),
+                name="tokens_accesstoken_revoke",
+            ),
+            *super().get_urls(),
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["can_revoke"] = self.has_revoke_permission(request, obj)
+            context["revoke_skip_reason"] = services.portal_revoke_skip_reason(obj)
+            context["revoke_url"] = reverse("admin:tokens_accesstoken_revoke", args=[obj.pk])
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description="Revoke selected tokens", permissions=["revoke"])
+    def revoke_selected(self, request, queryset):
+        tokens = list(queryset.select_related("app")[: MAX_BULK_REVOKE + 1])
+        if len(tokens) > MAX_BULK_REVOKE:
+            self.message_user(
+                request,
+                f"Select at most {MAX_BULK_REVOKE:,} tokens to revoke at once; "
+                "narrow the list with a search or a filter.",
+                messages.ERROR,
+            )
+            return None
+        form = RevokeForm(request.POST if request.POST.get("post") == "yes" else None)
+        if form.is_valid():
+            self.revoke_tokens(request, tokens, form.cleaned_data["reason"])
+            return None  # back to the list, with its filters
+        return self.render_revoke_confirmation(
+            request,
+            tokens,
+            form,
+            action="revoke_selected",
+            cancel_url=request.get_full_path(),
+        )
+
+    def revoke_view(self, request, object_id):
+        if not self.has_revoke_permission(request):
+            raise PermissionDenied
+        token = self.get_object(request, unquote(object_id))
+        if token is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        change_url = reverse("admin:tokens_accesstoken_change", args=[token.pk])
+        form = RevokeForm(request.POST if request.method == "POST" else None)
+        if form.is_valid():
+            self.revoke_tokens(request, [token], form.cleaned_data["reason"])
+            return HttpResponseRedirect(change_url)
+        return self.render_revoke_confirmation(
+            request, [token], form, token=token, cancel_url=change_url
+        )
+
+    def render_revoke_confirmation(
+        self, request, tokens, form, *, action=None, token=None, cancel_url
+    ):
+        now = timezone.now()
+        to_revoke, skipped = [], []
+        for each in tokens:
+            why = services.portal_revoke_skip_reason(each, now=now)
+            if why is None:
+                to_revoke.append(each)
+            else:
+                skipped.append((each, why))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Revoke access token" if token else "Revoke access tokens",
+            "opts": self.opts,
+            "media": self.media,
+            "token": token,
+            "tokens": tokens,
+            "to_revoke": to_revoke,
+            "skipped": skipped,
+            "form": form,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "cancel_url": cancel_url,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/tokens/accesstoken/revoke_confirmation.html", context
+        )
+
+    def revoke_tokens(self, request, tokens, reason):
+        with transaction.atomic():
+            result = services.token_revoke_many(
+                tokens=tokens, actor=request.user, reason=reason, remote_addr=_remote_addr(request)
+            )
+            # The service wrote each token's audit event; admin's History gets a line too.
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=result.revoked,
+                action_flag=CHANGE,
+                change_message=f"Revoked. Reason: {reason}",
+            )
+        if result.revoked:
+            count = len(result.revoked)
+            self.message_user(
+                request,
+                f"Revoked {count} token{'s' if count != 1 else ''}. Requests using "
+                f"{'them' if count != 1 else 'it'} now receive HTTP 401 (Unauthorized).",
+                messages.SUCCESS,
+            )
+        for token, why in result.skipped:
+            self.message_user(request, f"Skipped {token.masked_code}: {why}", messages.WARNING)
+        return result
+
+
+# --- Audit events --------------------------------------------------------------------
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+    list_display = ("created_at", "token_link", "action", "actor_label", "changes_display")
+    list_filter = ("action", ("created_at", admin.DateFieldListFilter))
+    list_select_related = ("token",)
+    list_per_page = 50
+    ordering = ("-created_at", "-id")
+    search_fields = ("actor_label", "token__owner", "^token__prefix")
+    search_help_text = "Who acted, the token's owner, the start of a code, or a full token."
+    paginator = EstimatedCountPaginator
+    show_full_result_count = False
+    show_facets = admin.ShowFacets.NEVER
+    fields = (
+        "token_link",
+        "action",
+        "actor_label",
+        "actor",
+        "changes_display",
+        "token_version",
+        "created_at",
+        "remote_addr",
+    )
+    readonly_fields = fields
+    Media = TokenAdminMedia
+
+    def get_search_results(self, request, queryset, search_term):
+        term = search_term.strip()
+        if crypto.looks_like_token(term):
+            return queryset.filter(token__in=AccessToken.objects.by_secret(term)), False
+        return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="Token")
+    def token_link(self, event):
+        url = reverse("admin:tokens_accesstoken_change", args=[event.token_id])
+        return format_html('<a href="{}">{}</a>', url, event.token.masked_code)
+
+    @admin.display(description="Changes")
+    def changes_display(self, event):
+        return _describe_changes(event.changes)
+
+
+# --- APIs, plans, apps ---------------------------------------------------------------
+
+
+class PlanInline(admin.TabularInline):
+    model = Plan
+    fields = ("name", "rate_limit", "description")
+    extra = 0
+
+
+@admin.register(Api)
+class ApiAdmin(admin.ModelAdmin):
+    list_display = ("name", "version", "base_path")
+    search_fields = ("name", "base_path")
+    ordering = ("name", "version")
+    inlines = [PlanInline]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ("name", "api", "rate_limit")
+    list_filter = ("api",)
+    list_select_related = ("api",)
+    search_fields = ("name", "api__name", "api__base_path")
+    autocomplete_fields = ("api",)
+    ordering = ("api__name", "name")
+
+
+class SubscriptionForm(forms.ModelForm):
+    class Meta:
+        model = Subscription
+        fields = ("api", "plan")
+
+    def clean(self):
+        cleaned = super().clean()
+        api, plan = cleaned.get("api"), cleaned.get("plan")
+        if api and plan and plan.api_id != api.pk:
+            raise ValidationError(
+                f"The plan “{plan.name}” belongs to {plan.api}, not to {api}.",
+                code="plan_of_other_api",
+            )
+        return cleaned
+
+
+class SubscriptionInline(admin.TabularInline):
+    model = Subscription
+    form = SubscriptionForm
+    extra = 0
+    verbose_name_plural = "Subscriptions (the default APIs and plans of the app's tokens)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("api", "plan__api")
+
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        if db_field.name == "plan":
+            kwargs["queryset"] = Plan.objects.select_related("api")
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+@admin.register(App)
+class AppAdmin(admin.ModelAdmin):
+    """The client secret is stored as a digest: it is shown once, when the app is added
+    or its secret regenerated, in the answer to that POST, and nowhere else."""
+
+    list_display = ("name", "client_id", "can_introspect", "is_active", "created_at")
+    list_filter = ("is_active", "can_introspect")
+    search_fields = ("name", "client_id")
+    date_hierarchy = "created_at"
+    ordering = ("name",)
+    fields = ("name", "client_id", "can_introspect", "is_active", "created_at")
+    readonly_fields = ("client_id", "created_at")
+    inlines = [SubscriptionInline]
+    actions = ["regenerate_secret"]
+    Media = TokenAdminMedia
+
+    def get_urls(self):
+        return [
+            path(
+                "<path:object_id>/regenerate-secret/",
+                self.admin_site.admin_view(self.regenerate_secret_view),
+                name="tokens_app_regenerate_secret",
+            ),
+            *super().get_urls(),
+        ]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        if not change:
+            obj.issued_client_secret = services.app_regenerate_secret(app=obj)
+
+    def response_add(self, request, obj, post_url_continue=None):
+        secret = getattr(obj, "issued_client_secret", None)
+        if secret is None:
+            return super().response_add(request, obj, post_url_continue)
+        return self.render_client_secrets(request, [(obj, secret)], added=True)
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None:
+            context["can_regenerate_secret"] = self.has_change_permission(request, obj)
+            context["regenerate_secret_url"] = reverse(
+                "admin:tokens_app_regenerate_secret", args=[obj.pk]
+            )
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+    @admin.action(description="Regenerate secret", permissions=["change"])
+    def regenerate_secret(self, request, queryset):
+        apps = list(queryset)
+        if request.POST.get("post") == "yes":
+            return self.regenerate_secrets(request, apps)
+        return self.render_regenerate_confirmation(
+            request, apps, action="regenerate_secret", cancel_url=request.get_full_path()
+        )
+
+    def regenerate_secret_view(self, request, object_id):
+        app = self.get_object(request, unquote(object_id))
+        if app is None:
+            return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
+        if not self.has_change_permission(request, app):
+            raise PermissionDenied
+        if request.method == "POST":
+            return self.regenerate_secrets(request, [app])
+        cancel_url = reverse("admin:tokens_app_change", args=[app.pk])
+        return self.render_regenerate_confirmation(request, [app], cancel_url=cancel_url)
+
+    def regenerate_secrets(self, request, apps):
+        # All or none: a secret regenerated but never shown would only break a client.
+        with transaction.atomic():
+            issued = [(app, services.app_regenerate_secret(app=app)) for app in apps]
+            LogEntry.objects.log_actions(
+                user_id=request.user.pk,
+                queryset=apps,
+                action_flag=CHANGE,
+                change_message="Regenerated the client secret.",
+            )
+        return self.render_client_secrets(request, issued)
+
+    def render_regenerate_confirmation(self, request, apps, *, cancel_url, action=None):
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Regenerate client secret",
+            "opts": self.opts,
+            "media": self.media,
+            "apps": apps,
+            "app": apps[0] if len(apps) == 1 and action is None else None,
+            "action": action,
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+            "cancel_url": cancel_url,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(
+            request, "admin/tokens/app/regenerate_secret_confirmation.html", context
+        )
+
+    def render_client_secrets(self, request, issued, *, added=False):
+        """The POST's answer shows the secrets: never stored, never in a URL or a message."""
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Client secret" if len(issued) == 1 else "Client secrets",
+            "opts": self.opts,
+            "media": self.media,
+            "issued": issued,
+            "added": added,
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, "admin/tokens/app/client_secret.html", context)
