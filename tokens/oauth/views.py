@@ -7,6 +7,7 @@ never a 500.
 """
 
 import logging
+import re
 from collections.abc import Callable
 from typing import NamedTuple
 from urllib.parse import parse_qsl
@@ -31,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 8192
 _MAX_FIELDS = 20
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CLIENT_PARAMS = frozenset({"client_id", "client_secret"})
 
 _validator = PortalRequestValidator()
@@ -100,8 +102,14 @@ def form_params(request, wanted: frozenset[str]) -> dict[str, str]:
     if length > MAX_BODY_BYTES:
         raise BadRequest(f"The body exceeds {MAX_BODY_BYTES} bytes.", status=413)
     try:
+        text = request.body.decode("ascii")
+    except UnicodeDecodeError:
+        raise BadRequest("The body must be form-urlencoded ASCII.") from None
+    if _BAD_ESCAPE.search(text):
+        raise BadRequest("The body holds an invalid percent-encoding.")
+    try:
         pairs = parse_qsl(
-            request.body.decode("ascii"),
+            text,
             keep_blank_values=True,
             encoding="utf-8",
             errors="strict",

@@ -1,0 +1,194 @@
+"""Caching that never lies: purges after commit, race-safe fills, expiry, cache outages."""
+
+import time
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache as django_cache
+from django.utils import timezone
+
+from tests.factories import PlanFactory, make_token
+from tokens import cache, crypto, gateway, services
+
+AUTH_URL = "/gateway/auth"
+
+
+@pytest.fixture
+def plan(db):
+    return PlanFactory(api__base_path="/pay")
+
+
+def check(client, secret, uri="/pay/x"):
+    return client.get(AUTH_URL, HTTP_AUTHORIZATION=f"Bearer {secret}", HTTP_X_ORIGINAL_URI=uri)
+
+
+def test_a_cached_check_needs_no_query(client, plan, django_assert_num_queries):
+    _, secret = make_token(plans=[plan])
+    assert check(client, secret).status_code == 200  # fills the cache; records the use
+
+    with django_assert_num_queries(0):
+        assert check(client, secret).status_code == 200
+
+
+def test_a_revoked_token_is_answered_from_the_cache_too(client, plan, django_assert_num_queries):
+    _, secret = make_token(plans=[plan], revoked=True)
+    assert check(client, secret).status_code == 401
+
+    with django_assert_num_queries(0):
+        assert check(client, secret).status_code == 401
+
+
+def test_unknown_tokens_are_not_cached(client, plan):
+    secret = crypto.generate_token()
+
+    assert check(client, secret).status_code == 401
+    assert django_cache.get(cache.token_cache_key(crypto.digest(secret))) is None
+
+
+def test_revoke_purges_the_cached_answer_before_it_returns(transactional_db, client, plan):
+    token, secret = make_token(plans=[plan])
+    assert check(client, secret).status_code == 200
+
+    services.token_revoke(token=token, actor=None, reason="leaked")
+
+    assert check(client, secret).status_code == 401
+
+
+def test_an_edit_purges_the_cached_answer(transactional_db, client, plan):
+    token, secret = make_token(plans=[plan])
+    assert check(client, secret).status_code == 200
+
+    services.token_update(
+        token=token,
+        expected_version=token.version,
+        owner=token.owner,
+        extra_fields=[],
+        plans=[],
+        actor=None,
+    )
+
+    assert check(client, secret).status_code == 403
+
+
+def test_a_check_racing_a_revoke_cannot_cache_its_stale_answer(
+    transactional_db, client, plan, monkeypatch
+):
+    """Check reads "active" → revoke commits and purges → check tries to cache "active"."""
+    token, secret = make_token(plans=[plan])
+    real_load = gateway._load
+
+    def load_then_revoke(digest, at):
+        loaded = real_load(digest, at)
+        services.token_revoke(token=token, actor=None)  # commits and purges right here
+        return loaded
+
+    monkeypatch.setattr(gateway, "_load", load_then_revoke)
+    assert check(client, secret).status_code == 200  # it did read before the revoke
+    monkeypatch.setattr(gateway, "_load", real_load)
+
+    assert check(client, secret).status_code == 401
+
+
+def test_a_slow_check_does_not_cache_what_it_read():
+    """A read older than half a marker's lifetime may predate a purge that has lapsed."""
+    slow_start = time.monotonic() - cache.PURGE_MARKER_SECONDS / 2
+
+    cache.populate("gw:tok:slow", "stale", 60, started=slow_start)
+    cache.populate("gw:tok:fast", "fresh", 60, started=time.monotonic())
+
+    assert django_cache.get("gw:tok:slow") is None
+    assert django_cache.get("gw:tok:fast") == "fresh"
+
+
+def test_a_purge_marker_is_never_overwritten_by_a_check(client, plan):
+    _, secret = make_token(plans=[plan])
+    key = cache.token_cache_key(crypto.digest(secret))
+    cache.purge_token(crypto.digest(secret))
+
+    assert check(client, secret).status_code == 200
+
+    assert django_cache.get(key) == cache.PURGED
+
+
+def test_a_cached_answer_never_outlives_the_expiry(client, plan, monkeypatch):
+    expires_at = timezone.now() + timedelta(seconds=30)
+    _, secret = make_token(plans=[plan], expires_at=expires_at)
+    assert check(client, secret).status_code == 200
+
+    monkeypatch.setattr(gateway, "now", lambda: expires_at.timestamp() + 0.001)
+
+    assert check(client, secret).status_code == 401
+
+
+def test_the_cache_lifetime_is_capped_by_the_expiry(client, plan, monkeypatch):
+    added = {}
+    real_add = django_cache.add
+
+    def spy(key, value, timeout=None, **kwargs):
+        added[key] = timeout
+        return real_add(key, value, timeout, **kwargs)
+
+    monkeypatch.setattr(django_cache, "add", spy)
+    _, secret = make_token(plans=[plan], expires_at=timezone.now() + timedelta(seconds=20))
+
+    assert check(client, secret).status_code == 200
+
+    assert 18 <= added[cache.token_cache_key(crypto.digest(secret))] <= 20
+
+
+def test_caching_can_be_switched_off(client, plan, settings, django_assert_num_queries):
+    settings.TOKEN_PORTAL = {**settings.TOKEN_PORTAL, "GATEWAY_CACHE_SECONDS": 0}
+    _, secret = make_token(plans=[plan])
+    check(client, secret)
+
+    with django_assert_num_queries(3):  # token, its APIs, the API index
+        assert check(client, secret).status_code == 200
+
+
+def test_when_the_cache_is_down_checks_go_to_the_database(client, plan, monkeypatch):
+    _, good = make_token(plans=[plan])
+    _, revoked = make_token(plans=[plan], revoked=True)
+
+    def down(*args, **kwargs):
+        raise ConnectionError("redis down")
+
+    for method in ("get", "get_many", "add", "set", "incr"):
+        monkeypatch.setattr(django_cache, method, down)
+
+    assert check(client, good).status_code == 200
+    assert check(client, revoked).status_code == 401
+
+
+def test_last_used_is_written_at_most_once_per_resolution(client, plan, django_assert_num_queries):
+    token, secret = make_token(plans=[plan])
+
+    with django_assert_num_queries(4):  # token, its APIs, the API index, one UPDATE
+        check(client, secret)
+    with django_assert_num_queries(0):
+        for _ in range(10):
+            check(client, secret)
+
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+
+
+def test_last_used_is_shared_across_processes_through_the_cache(client, plan):
+    token, secret = make_token(plans=[plan])
+    check(client, secret)
+    gateway._recently_used.clear()  # as if another process answered the next check
+    token.refresh_from_db()
+    first = token.last_used_at
+
+    check(client, secret)
+
+    token.refresh_from_db()
+    assert token.last_used_at == first
+
+
+def test_a_new_api_is_matched_at_once(transactional_db, client, plan):
+    _, secret = make_token(plans=[plan])
+    assert check(client, secret, "/pay/admin/x").status_code == 200
+
+    PlanFactory(api__base_path="/pay/admin")
+
+    assert check(client, secret, "/pay/admin/x").status_code == 403
