@@ -123,3 +123,26 @@ def api_with_plans(*plan_names: str, **api_fields) -> tuple[Api, list[Plan]]:
     """An API and its plans, named as given ("Free", "Gold", …)."""
     api = ApiFactory(**api_fields)
     return api, [PlanFactory(api=api, name=name) for name in plan_names or ("Free",)]
+
+
+def extra_fields_data(pairs=(), *, prefix="extra", initial=0, delete=()) -> dict[str, str]:
+    """POST data of the Extra Fields formset: ``pairs`` of (name, value), rows to delete."""
+    data = {
+        f"{prefix}-TOTAL_FORMS": str(len(pairs)),
+        f"{prefix}-INITIAL_FORMS": str(initial),
+        f"{prefix}-MIN_NUM_FORMS": "0",
+        f"{prefix}-MAX_NUM_FORMS": "1000",
+    }
+    for index, (name, value) in enumerate(pairs):
+        data[f"{prefix}-{index}-name"] = name
+        data[f"{prefix}-{index}-value"] = value
+    for index in delete:
+        data[f"{prefix}-{index}-DELETE"] = "on"
+    return data
+
+
+def plans_data(plans=(), *, apis=None) -> dict[str, str]:
+    """POST data of the APIs and Plans selects: every API "Not associated" but ``plans``."""
+    data = {f"api_{api.pk}": "" for api in (apis if apis is not None else Api.objects.all())}
+    data.update({f"api_{plan.api_id}": str(plan.pk) for plan in plans})
+    return data

@@ -7,6 +7,18 @@ from django.db.models import Exists, OuterRef
 from .models import AccessToken, Api, App, Plan, TokenApi, TokenOrigin, TokenStatus
 
 
+class StableOrderingFilter(django_filters.OrderingFilter):
+    """Sorting by a column with ties (owner, app, expiry…) also sorts by id: without it,
+    PostgreSQL may return tied rows in a different order per page, repeating some rows
+    on several pages and never showing others."""
+
+    def filter(self, qs, value):
+        qs = super().filter(qs, value)
+        if not qs.query.order_by:
+            return qs
+        return qs.order_by(*qs.query.order_by, "-id")
+
+
 class TokenFilter(django_filters.FilterSet):
     q = django_filters.CharFilter(
         label="Search",
@@ -38,14 +50,14 @@ class TokenFilter(django_filters.FilterSet):
     created = django_filters.DateFromToRangeFilter(
         label="Created between",
         field_name="created_at",
-        widget=django_filters.widgets.RangeWidget(attrs={"type": "date"}),
+        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
     )
     expires = django_filters.DateFromToRangeFilter(
         label="Expires between",
         field_name="expires_at",
-        widget=django_filters.widgets.RangeWidget(attrs={"type": "date"}),
+        widget=django_filters.widgets.DateRangeWidget(attrs={"type": "date"}),
     )
-    o = django_filters.OrderingFilter(
+    o = StableOrderingFilter(
         label="Sort by",
         fields=(
             ("created_at", "created"),

@@ -15,10 +15,10 @@ EXTRA_FIELDS_MAX = 50
 OWNER_MAX = AccessToken._meta.get_field("owner").max_length
 
 
-def _clean_text(value: str, *, label: str) -> str:
+def _clean_text(value: str, *, label: str, allow: str = "\t") -> str:
     """Refuse control characters (they hide text in logs and pages); trim spaces."""
     value = value.strip()
-    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} and ch not in "\t" for ch in value):
+    if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} and ch not in allow for ch in value):
         raise ValidationError(
             f"{label} contains control or invisible characters.", code="control_chars"
         )
@@ -194,4 +194,6 @@ class RevokeForm(forms.Form):
     )
 
     def clean_reason(self):
-        return _clean_text(self.cleaned_data["reason"], label="The reason")
+        # A textarea: its line breaks (CRLF from browsers) are text, not hidden characters.
+        reason = self.cleaned_data["reason"].replace("\r\n", "\n")
+        return _clean_text(reason, label="The reason", allow="\t\n")
