@@ -47,10 +47,15 @@ INSTALLED_APPS = [
     "django_filters",
     "bootstrap",  # Bootstrap 5 static files (django-bootstrap-static): no CDN
     "fontawesome",  # icon font from the same package
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "tokens",
+    "accounts",  # after django_otp: its admin replaces django-otp's device admin
 ]
 
 MIDDLEWARE = [
+    # Outermost: client address, CSP, no-store and the security-log context on every answer.
+    "tokens.security.PortalSecurityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Answers /gateway/auth and /oauth/introspect/ without the rest of the stack.
     "tokens.gateway.GatewayFastPathMiddleware",
@@ -59,6 +64,9 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    # Two-factor authentication for staff, when TOKEN_PORTAL["REQUIRE_MFA"] is on.
+    "accounts.middleware.MfaRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -115,9 +123,21 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# Argon2id for user passwords; the others only read hashes made before, upgrading them
+# at the next login. (Token and client secrets are random: SHA-256 digests, see DESIGN.)
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -155,15 +175,28 @@ SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+# "__Host-" cookies: browsers take them only over HTTPS, for this host, for every path.
+SESSION_COOKIE_NAME = "__Host-sessionid" if SESSION_COOKIE_SECURE else "sessionid"
+CSRF_COOKIE_NAME = "__Host-csrftoken" if CSRF_COOKIE_SECURE else "csrftoken"
 SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True  # no script reads it: forms carry the token
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Lax"
+# Staff sessions end after 12 hours whatever the activity (ASVS 3.3.2).
+SESSION_COOKIE_AGE = int(os.environ.get("DJANGO_SESSION_COOKIE_AGE", str(12 * 3600)))
 SECURE_HSTS_SECONDS = int(os.environ.get("DJANGO_HSTS_SECONDS", "0" if DEBUG else "31536000"))
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", not DEBUG)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Error reports and the debug page never show a secret (tokens.logging).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "tokens.logging.SecretSafeExceptionReporterFilter"
+
+# Two-factor authentication (django-otp, TOTP) and its recovery codes (accounts app).
+OTP_TOTP_ISSUER = os.environ.get("TOKEN_PORTAL_OTP_ISSUER", "Token Portal")
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Token settings.
 TOKEN_PORTAL = {
@@ -175,19 +208,43 @@ TOKEN_PORTAL = {
     "LAST_USED_RESOLUTION": int(os.environ.get("TOKEN_PORTAL_LAST_USED_RESOLUTION", "60")),
     # How long introspection may trust a cached client (app) record, in seconds.
     "CLIENT_CACHE_SECONDS": int(os.environ.get("TOKEN_PORTAL_CLIENT_CACHE_SECONDS", "30")),
+    # Two-factor authentication for staff (see accounts.mfa): on in production, off in
+    # local debug mode so that the demo logins work at once.
+    "REQUIRE_MFA": env_bool("TOKEN_PORTAL_REQUIRE_MFA", not DEBUG),
+    # How many reverse proxies in front of the app append to X-Forwarded-For: the client
+    # address (rate limits, audit, logs) is read from there. 0: REMOTE_ADDR as is.
+    "TRUSTED_PROXY_COUNT": int(os.environ.get("TOKEN_PORTAL_TRUSTED_PROXY_COUNT", "0")),
     # Per client address, counted in the cache (shared through Redis): "N/s", "N/m", "N/h".
     "RATE_LIMITS": {
+        # Login attempts per client address; failed logins per account; failed
+        # two-factor codes per account (the device also backs off exponentially).
+        "login": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_LOGIN", "20/m"),
+        "login_user": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_LOGIN_FAILURES", "10/h"),
+        "mfa": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_MFA_FAILURES", "5/m"),
         "token": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_TOKEN", "60/m"),
         "revoke": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_REVOKE", "120/m"),
         "introspect": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_INTROSPECT", "10000/s"),
     },
 }
 
+# One JSON object per line on stderr; every handler masks token- and secret-shaped text
+# (tokens.logging). Django's own loggers use the same handler: no unmasked error mails.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"mask_secrets": {"()": "tokens.logging.SecretMaskingFilter"}},
+    "formatters": {"json": {"()": "tokens.logging.JsonFormatter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["mask_secrets"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "INFO"}},
+    "loggers": {
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.db.backends": {"level": "INFO"},
+    },
 }

@@ -2,11 +2,15 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 
+from accounts.views import admin_login
 from tokens.gateway import forward_auth
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tokens:list", permanent=False)),
+    # Before Django's auth URLs: the throttled login, two-factor verification and enrolment.
+    path("accounts/", include("accounts.urls")),
     path("accounts/", include("django.contrib.auth.urls")),
+    path("admin/login/", admin_login, name="admin-login"),
     path("admin/", admin.site.urls),
     path("tokens/", include("tokens.urls")),
     path("oauth/", include("tokens.oauth.urls")),

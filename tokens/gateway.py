@@ -21,6 +21,7 @@ from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 
 from . import cache, crypto
+from .logging import security_log
 from .models import AccessToken, Api, TokenApi
 
 logger = logging.getLogger(__name__)
@@ -86,6 +87,9 @@ def _load(digest: str, at: float) -> TokenInfo | str | None:
     if token is None:
         return None
     expires_at = token.expires_at.timestamp() if token.expires_at else None
+    if token.revoked_at is not None:
+        # Logged when read from the database: at most once per cache lifetime per token.
+        security_log("authn_token_reuse", level=logging.WARNING, token=token)
     if token.revoked_at is not None or (expires_at is not None and expires_at <= at):
         return INACTIVE
     links = TokenApi.objects.filter(token_id=token.pk).values_list(

@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import cache, crypto
+from .logging import mask_secrets, security_log
 from .models import (
     AccessToken,
     App,
@@ -168,6 +169,15 @@ def token_create(
             if value
         },
     )
+    security_log(
+        "authn_token_created",
+        actor=actor,
+        token=token,
+        remote_addr=remote_addr,
+        app=app.client_id,
+        origin=origin,
+        on_commit=True,
+    )
     return IssuedToken(token=token, secret=secret)
 
 
@@ -264,6 +274,14 @@ def token_update(
         remote_addr=remote_addr,
     )
     _purge_after_commit(locked)
+    security_log(
+        "authn_token_updated",
+        actor=actor,
+        token=locked,
+        remote_addr=remote_addr,
+        fields=sorted(changes),
+        on_commit=True,
+    )
     token.owner, token.extra_fields, token.version = locked.owner, new_extra, locked.version
     return True
 
@@ -292,6 +310,7 @@ def token_revoke(
     if channel == RevokeChannel.PORTAL and token.status_at(now) == "expired":
         raise TokenNotRevocable("This token has expired; it no longer needs revoking.")
     label = actor_label(actor)
+    reason = mask_secrets(reason)  # "leaked: tpk_…" pasted as the reason must not keep it
     # The conditional update is the lock: of any number of concurrent revokes,
     # exactly one changes the row and writes the audit event.
     changed = AccessToken.objects.filter(pk=token.pk, revoked_at__isnull=True).update(
@@ -316,6 +335,14 @@ def token_revoke(
         remote_addr=remote_addr,
     )
     _purge_after_commit(token)
+    security_log(
+        "authn_token_revoked",
+        actor=actor,
+        token=token,
+        remote_addr=remote_addr,
+        channel=channel,
+        on_commit=True,
+    )
     return True
 
 

@@ -1,0 +1,86 @@
+"""The User admin, with two actions: end a user's sessions, reset their two-factor devices.
+
+django-otp's own device admins are removed: they can show TOTP keys and add devices
+for someone else. A lost authenticator is handled by "Reset two-factor
+authentication", after which the user enrols again at the next login.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import Count, Exists, OuterRef
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tokens.logging import security_log
+
+from . import mfa
+from .sessions import end_user_sessions
+
+User = get_user_model()
+
+if admin.site.is_registered(TOTPDevice):
+    admin.site.unregister(TOTPDevice)
+if admin.site.is_registered(User):
+    admin.site.unregister(User)
+
+
+@admin.register(User)
+class PortalUserAdmin(UserAdmin):
+    list_display = (
+        "username",
+        "email",
+        "is_staff",
+        "is_superuser",
+        "two_factor",
+        "sessions",
+        "last_login",
+    )
+    actions = ["end_sessions", "reset_two_factor"]
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                has_totp=Exists(TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)),
+                session_count=Count("portal_sessions", distinct=True),
+            )
+        )
+
+    @admin.display(description="Two-factor", boolean=True, ordering="has_totp")
+    def two_factor(self, user):
+        return user.has_totp
+
+    @admin.display(description="Sessions", ordering="session_count")
+    def sessions(self, user):
+        return user.session_count
+
+    @admin.action(description="End all sessions of the selected users", permissions=["change"])
+    def end_sessions(self, request, queryset):
+        total = 0
+        for user in queryset:
+            ended = end_user_sessions(user)
+            total += ended
+            security_log("session_ended_by_admin", actor=request.user, user=user.get_username())
+        self.message_user(
+            request,
+            f"Ended {total} session(s) of {queryset.count()} user(s); they must log in again.",
+            messages.SUCCESS,
+        )
+
+    @admin.action(
+        description="Reset two-factor authentication of the selected users (and end their "
+        "sessions)",
+        permissions=["change"],
+    )
+    def reset_two_factor(self, request, queryset):
+        for user in queryset:
+            mfa.reset_second_factor(user)
+            end_user_sessions(user)
+            security_log("authn_mfa_reset", actor=request.user, user=user.get_username())
+        self.message_user(
+            request,
+            f"Reset two-factor authentication of {queryset.count()} user(s): each enrols "
+            "a new authenticator app at the next login.",
+            messages.SUCCESS,
+        )

@@ -1,0 +1,95 @@
+"""Who must use two-factor authentication, and the devices they use."""
+
+import base64
+
+import segno
+from django.conf import settings
+from django.db import transaction
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from tokens.groups import ADMINISTRATORS, SUPPORT
+
+from .models import RecoveryCodeDevice
+
+STAFF_GROUPS = (ADMINISTRATORS, SUPPORT)
+TOTP_DEVICE_NAME = "Authenticator app"
+
+
+def mfa_enabled() -> bool:
+    return bool(settings.TOKEN_PORTAL.get("REQUIRE_MFA"))
+
+
+def mfa_required(user) -> bool:
+    """Whether ``user`` must pass a second factor before any page but the login's.
+
+    Portal administrators, support staff and superusers must; so must anyone else who
+    can reach Django admin or holds any permission: who can see a token is staff.
+    """
+    if not mfa_enabled() or not getattr(user, "is_authenticated", False):
+        return False
+    return (
+        user.is_superuser
+        or user.is_staff
+        or user.groups.filter(name__in=STAFF_GROUPS).exists()
+        or bool(user.get_all_permissions())
+    )
+
+
+def confirmed_totp_device(user) -> TOTPDevice | None:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def recovery_device(user) -> RecoveryCodeDevice | None:
+    return RecoveryCodeDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def has_second_factor(user) -> bool:
+    return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
+
+
+def pending_totp_device(user) -> TOTPDevice:
+    """The unconfirmed device of an enrolment in progress (the same one on a reload)."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=False).order_by("-pk").first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=TOTP_DEVICE_NAME, confirmed=False)
+    return device
+
+
+def secret_for_typing(device: TOTPDevice) -> str:
+    """The key as authenticator apps ask for it: base32, in groups of four."""
+    key = base64.b32encode(device.bin_key).decode().rstrip("=")
+    return " ".join(key[i : i + 4] for i in range(0, len(key), 4))
+
+
+def qr_code_data_uri(device: TOTPDevice) -> str:
+    """The ``otpauth://`` URI as an SVG QR code in a data URI, drawn here (no service)."""
+    return segno.make(device.config_url, error="m").svg_data_uri(scale=5, border=2)
+
+
+@transaction.atomic
+def confirm_enrolment(user, device: TOTPDevice) -> list[str]:
+    """Make ``device`` the user's authenticator; returns fresh recovery codes (show once)."""
+    TOTPDevice.objects.filter(user=user).exclude(pk=device.pk).delete()
+    device.confirmed = True
+    device.save(update_fields=["confirmed"])
+    return new_recovery_codes(user)
+
+
+@transaction.atomic
+def new_recovery_codes(user) -> list[str]:
+    device, _ = RecoveryCodeDevice.objects.get_or_create(
+        user=user, defaults={"name": "Recovery codes", "confirmed": True}
+    )
+    return device.set_new_codes()
+
+
+def remaining_recovery_codes(user) -> int:
+    device = recovery_device(user)
+    return device.codes.count() if device else 0
+
+
+@transaction.atomic
+def reset_second_factor(user) -> None:
+    """Remove every device: the user enrols again at the next login."""
+    TOTPDevice.objects.filter(user=user).delete()
+    RecoveryCodeDevice.objects.filter(user=user).delete()

@@ -1,0 +1,253 @@
+"""Login (throttled), two-factor verification and enrolment, recovery codes."""
+
+import logging
+import math
+
+import django_otp
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.views import redirect_to_login
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.decorators import method_decorator
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views import View
+from django.views.decorators.cache import never_cache
+from django.views.decorators.debug import sensitive_post_parameters
+
+from tokens import ratelimit
+from tokens.logging import security_log
+
+from . import mfa, throttle
+from .forms import OtpCodeForm
+from .sessions import rename_session
+
+LOGIN_FAILURES = "login_user"
+MFA_FAILURES = "mfa"
+
+
+def _too_many(response, wait: int):
+    response["Retry-After"] = str(wait)
+    return response
+
+
+class LoginView(auth_views.LoginView):
+    """Django's login (``sensitive_post_parameters``, CSRF, never cached), throttled:
+    per client address on every attempt, per account on failures; 429 with Retry-After."""
+
+    def post(self, request, *args, **kwargs):
+        username = str(request.POST.get("username", ""))[:150]
+        wait = ratelimit.retry_after("login", request.META.get("REMOTE_ADDR", ""))
+        if wait is None:
+            wait = throttle.locked_for(LOGIN_FAILURES, username)
+        if wait is not None:
+            security_log(
+                "authn_login_lock", level=logging.WARNING, username=username, retry_after=wait
+            )
+            context = self.get_context_data(form=self.get_form_class()(request), throttled=wait)
+            return _too_many(self.render_to_response(context, status=429), wait)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        username = str(self.request.POST.get("username", ""))[:150]
+        throttle.record_failure(LOGIN_FAILURES, username)
+        security_log("authn_login_fail", level=logging.WARNING, username=username)
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        throttle.clear_failures(LOGIN_FAILURES, form.get_user().get_username())
+        return super().form_valid(form)
+
+
+def admin_login(request):
+    """Django admin logs in through the portal's login: one throttled, two-factor door."""
+    next_url = request.GET.get("next") or reverse("admin:index")
+    return redirect_to_login(next_url, reverse("login"))
+
+
+def _next_url(request) -> str:
+    candidate = request.POST.get("next") or request.GET.get("next") or ""
+    if url_has_allowed_host_and_scheme(
+        candidate, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return candidate
+    return reverse(settings.LOGIN_REDIRECT_URL)
+
+
+def _failure_key(user) -> str:
+    return f"user:{user.pk}"
+
+
+def _device_wait(device) -> int | None:
+    """Seconds the device's own (django-otp, exponential) throttle still refuses codes."""
+    allowed, details = device.verify_is_allowed()
+    if allowed:
+        return None
+    locked_until = (details or {}).get("locked_until")
+    if locked_until is None:
+        return 1
+    return max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
+
+
+@method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
+class SecondFactorView(LoginRequiredMixin, View):
+    template_name = ""
+
+    def render_page(self, form, *, status=200, **context):
+        context.update(form=form, next=_next_url(self.request))
+        return render(self.request, self.template_name, context, status=status)
+
+    def throttled(self, form, wait: int, **context):
+        security_log(
+            "authn_mfa_lock", level=logging.WARNING, actor=self.request.user, retry_after=wait
+        )
+        form.add_error(None, f"Too many attempts. Try again in {wait} seconds.")
+        return _too_many(self.render_page(form, status=429, **context), wait)
+
+    def failed(self, form, method: str, **context):
+        throttle.record_failure(MFA_FAILURES, _failure_key(self.request.user))
+        security_log(
+            "authn_mfa_fail", level=logging.WARNING, actor=self.request.user, method=method
+        )
+        form.add_error("code", "That code is not valid. Check it and try again.")
+        return self.render_page(form, **context)
+
+    def complete(self, device, method: str) -> None:
+        """The session has passed the second factor: remember the device, renew the key."""
+        request = self.request
+        old_key = request.session.session_key
+        django_otp.login(request, device)
+        request.session.cycle_key()
+        rename_session(old_key=old_key, new_key=request.session.session_key)
+        throttle.clear_failures(MFA_FAILURES, _failure_key(request.user))
+        security_log("authn_mfa_success", actor=request.user, method=method)
+
+
+class MfaVerifyView(SecondFactorView):
+    """After the password: a code from the authenticator app, or a recovery code."""
+
+    template_name = "accounts/mfa_verify.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated:
+            if request.user.is_verified():
+                return redirect(_next_url(request))
+            if not mfa.has_second_factor(request.user):
+                return redirect_to_login(_next_url(request), reverse("mfa-setup"))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request):
+        return self.render_page(OtpCodeForm())
+
+    def post(self, request):
+        user = request.user
+        form = OtpCodeForm(request.POST)
+        wait = throttle.locked_for(MFA_FAILURES, _failure_key(user))
+        if wait is not None:
+            return self.throttled(form, wait)
+        if not form.is_valid():
+            return self.failed(form, "malformed")
+        if form.is_totp:
+            device, method = mfa.confirmed_totp_device(user), "totp"
+        else:
+            device, method = mfa.recovery_device(user), "recovery_code"
+        if device is None:
+            return self.failed(form, method)
+        wait = _device_wait(device)
+        if wait is not None:
+            return self.throttled(form, wait)
+        verified = django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"])
+        if verified is None:
+            return self.failed(form, method)
+        self.complete(verified, method)
+        if method == "recovery_code":
+            left = verified.codes.count()
+            security_log("authn_mfa_recovery_code_used", actor=user, remaining=left)
+            messages.warning(
+                request,
+                f"You used a recovery code; {left} left. Each works once: "
+                "generate new ones under Two-factor authentication if you are running out.",
+            )
+        return redirect(_next_url(request))
+
+
+class MfaSetupView(SecondFactorView):
+    """Enrolment: scan the QR code (or type the key), confirm one code, get recovery codes."""
+
+    template_name = "accounts/mfa_setup.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and mfa.has_second_factor(request.user):
+            if request.user.is_verified():
+                return redirect("account-security")
+            return redirect_to_login(_next_url(request), reverse("mfa-verify"))
+        return super().dispatch(request, *args, **kwargs)
+
+    def render_page(self, form, *, status=200, **context):
+        device = mfa.pending_totp_device(self.request.user)
+        context.update(qr_code=mfa.qr_code_data_uri(device), key=mfa.secret_for_typing(device))
+        return super().render_page(form, status=status, **context)
+
+    def get(self, request):
+        return self.render_page(OtpCodeForm(allow_recovery_code=False))
+
+    def post(self, request):
+        user = request.user
+        form = OtpCodeForm(request.POST, allow_recovery_code=False)
+        wait = throttle.locked_for(MFA_FAILURES, _failure_key(user))
+        if wait is not None:
+            return self.throttled(form, wait)
+        if not form.is_valid():
+            return self.failed(form, "malformed")
+        device = mfa.pending_totp_device(user)
+        wait = _device_wait(device)
+        if wait is not None:
+            return self.throttled(form, wait)
+        verified = django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"])
+        if verified is None:
+            return self.failed(form, "totp")
+        codes = mfa.confirm_enrolment(user, verified)
+        verified.refresh_from_db()
+        self.complete(verified, "totp")
+        security_log("authn_mfa_enrolled", actor=user)
+        # Shown in this answer only (never stored in clear, never cached).
+        return render(
+            request,
+            "accounts/recovery_codes.html",
+            {"codes": codes, "next": _next_url(request), "enrolled": True},
+        )
+
+
+@method_decorator(never_cache, name="dispatch")
+class AccountSecurityView(LoginRequiredMixin, View):
+    """Two-factor status, and new recovery codes for a verified session."""
+
+    template_name = "accounts/security.html"
+
+    def get(self, request):
+        user = request.user
+        return render(
+            request,
+            self.template_name,
+            {
+                "device": mfa.confirmed_totp_device(user),
+                "remaining": mfa.remaining_recovery_codes(user),
+                "required": mfa.mfa_required(user),
+            },
+        )
+
+    def post(self, request):
+        user = request.user
+        if not (mfa.has_second_factor(user) and user.is_verified()):
+            messages.error(request, "Verify with your authenticator app first.")
+            return redirect_to_login(request.path, reverse("mfa-verify"))
+        codes = mfa.new_recovery_codes(user)
+        security_log("authn_mfa_recovery_codes_renewed", actor=user)
+        return render(
+            request,
+            "accounts/recovery_codes.html",
+            {"codes": codes, "next": reverse("account-security"), "enrolled": False},
+        )

@@ -1,0 +1,161 @@
+"""Response hardening for every answer: CSP, no-store, framing, and the security log context.
+
+``PortalSecurityMiddleware`` is the outermost middleware, so it also wraps the gateway's
+fast path and whitenoise. On the way in it takes the client address from a trusted
+proxy's ``X-Forwarded-For`` (only as many hops as ``TRUSTED_PROXY_COUNT`` says) and
+opens the security-log context; on the way out it adds the Content-Security-Policy,
+``Cache-Control: no-store`` on everything that is not a static file, and logs
+``authz_fail`` for every 403.
+
+The CSP allows no inline script or style. Django admin's change list has one inline
+``<style>`` block (for changelists without actions); it is allowed by its SHA-256 hash,
+read from Django's own template, so the policy stays free of ``'unsafe-inline'``.
+"""
+
+import base64
+import hashlib
+import ipaddress
+import logging
+import re
+import uuid
+from functools import cache
+
+from django.conf import settings
+from django.utils.cache import patch_cache_control
+from django.utils.functional import empty
+
+from .logging import request_context, security_log
+
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+PERMISSIONS_POLICY = (
+    "accelerometer=(), camera=(), geolocation=(), gyroscope=(), magnetometer=(), "
+    "microphone=(), payment=(), usb=(), interest-cohort=()"
+)
+
+
+@cache
+def admin_inline_style_hashes() -> tuple[str, ...]:
+    """CSP hashes of the inline ``<style>`` blocks in Django admin's own templates."""
+    from django.template import TemplateDoesNotExist
+    from django.template.loader import get_template
+
+    hashes = []
+    for name in ("admin/change_list.html",):
+        try:
+            source = get_template(name).template.source
+        except (TemplateDoesNotExist, AttributeError):
+            continue
+        for block in re.findall(r"<style>(.*?)</style>", source, flags=re.S):
+            digest = base64.b64encode(hashlib.sha256(block.encode()).digest()).decode()
+            hashes.append(f"'sha256-{digest}'")
+    return tuple(hashes)
+
+
+@cache
+def content_security_policy() -> str:
+    style_src = " ".join(("'self'", *admin_inline_style_hashes()))
+    directives = {
+        "default-src": "'none'",
+        "script-src": "'self'",
+        "style-src": style_src,
+        # Bootstrap's CSS draws its form controls with data: SVG images; the MFA
+        # enrolment QR code is a data: SVG image too.
+        "img-src": "'self' data:",
+        "font-src": "'self'",
+        "connect-src": "'self'",
+        "manifest-src": "'self'",
+        "form-action": "'self'",
+        "frame-ancestors": "'none'",
+        "base-uri": "'none'",
+        "object-src": "'none'",
+    }
+    return "; ".join(f"{name} {value}" for name, value in directives.items())
+
+
+def client_address(meta: dict, trusted_proxies: int) -> str:
+    """The client's address: ``REMOTE_ADDR``, or, behind ``trusted_proxies`` proxies, the
+    address the outermost trusted proxy saw (the Nth entry from the right of
+    ``X-Forwarded-For``). Entries further left are the client's to forge, so never read.
+    """
+    remote = meta.get("REMOTE_ADDR", "")
+    if trusted_proxies <= 0:
+        return remote
+    hops = [hop.strip() for hop in meta.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [hop for hop in hops if hop]
+    if len(hops) < trusted_proxies:
+        return remote
+    candidate = hops[-trusted_proxies]
+    try:
+        return str(ipaddress.ip_address(candidate))
+    except ValueError:
+        return remote
+
+
+def _is_static(path: str) -> bool:
+    static_url = "/" + settings.STATIC_URL.lstrip("/")
+    return path.startswith(static_url) or path == "/favicon.ico"
+
+
+class PortalSecurityMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        portal = settings.TOKEN_PORTAL
+        proxies = portal.get("TRUSTED_PROXY_COUNT", 0)
+        if proxies:
+            request.META["REMOTE_ADDR"] = client_address(request.META, proxies)
+        supplied_id = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = supplied_id if _REQUEST_ID_RE.match(supplied_id) else uuid.uuid4().hex
+        context = {
+            "remote_addr": request.META.get("REMOTE_ADDR") or None,
+            "request_id": request_id,
+            "actor": lambda: _username(request),
+        }
+        reset = request_context.set(context)
+        try:
+            response = self.get_response(request)
+            if response.status_code == 403:
+                security_log(
+                    "authz_fail",
+                    level=logging.WARNING,
+                    method=request.method,
+                    path=request.path,
+                    status=403,
+                )
+        finally:
+            request_context.reset(reset)
+        self.harden(request, response)
+        return response
+
+    @staticmethod
+    def harden(request, response) -> None:
+        if _is_static(request.path_info):
+            return
+        if not (settings.DEBUG and response.status_code in (404, 500)):
+            # (Django's debug pages style themselves inline; in debug mode only.)
+            response.headers.setdefault("Content-Security-Policy", content_security_policy())
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY)
+        response.headers.setdefault("Permissions-Policy", PERMISSIONS_POLICY)
+        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # Token pages, secrets shown once, API answers: nothing dynamic is ever cached.
+        control = response.get("Cache-Control", "")
+        if "no-store" not in control:
+            if control:
+                patch_cache_control(response, no_store=True)
+            else:
+                response["Cache-Control"] = "no-store"
+
+
+def _username(request) -> str | None:
+    user = getattr(request, "user", None)
+    # Never evaluate a lazy user here: that would query the session on API requests.
+    wrapped = getattr(user, "_wrapped", user)
+    if wrapped is None or wrapped is empty:
+        return None
+    if getattr(wrapped, "is_authenticated", False):
+        return wrapped.get_username()
+    return None
