@@ -182,6 +182,11 @@ class TokenEditView(TokenView):
             token.refresh_from_db()
             if not token.can_be_edited():
                 return redirect(token)
+            # Keep the editor's input, but on the version now shown beside it: saving
+            # again after the review applies it instead of being refused once more.
+            data = request.POST.copy()
+            data["version"] = str(token.version)
+            basic = TokenEditForm(data, initial={"owner": token.owner, "version": token.version})
             return self.render_forms(
                 token, basic, extra, plans, conflict=_current_values(token), status=409
             )
