@@ -34,9 +34,9 @@ class InlineFinder(HTMLParser):
                 "javascript:"
             ):
                 self.problems.append(f"<{tag} {name}=javascript:…>")
-        if tag == "script" and "src" not in attrs:
-            if (attrs.get("type") or "text/javascript") not in ("application/json",):
-                self._in_inline_script = True
+        executable = (attrs.get("type") or "text/javascript") != "application/json"
+        if tag == "script" and "src" not in attrs and executable:
+            self._in_inline_script = True
         if tag == "style":
             self._in_style = True
             self.style_blocks.append("")
@@ -218,9 +218,7 @@ def test_hsts_on_https_answers(client, settings):
     settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     settings.SECURE_HSTS_PRELOAD = True
     response = client.get(reverse("login"), secure=True)
-    assert response["Strict-Transport-Security"] == (
-        "max-age=31536000; includeSubDomains; preload"
-    )
+    assert response["Strict-Transport-Security"] == ("max-age=31536000; includeSubDomains; preload")
 
 
 def test_cookies_are_httponly_samesite_and_secure_in_production(client, settings, portal_admin):
