@@ -193,6 +193,7 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
 # Error reports and the debug page never show a secret (tokens.logging).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "tokens.logging.SecretSafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "tokens.logging.SecretSafeExceptionReporter"
 
 # Two-factor authentication (django-otp, TOTP) and its recovery codes (accounts app).
 OTP_TOTP_ISSUER = os.environ.get("TOKEN_PORTAL_OTP_ISSUER", "Token Portal")

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from django.db import transaction
-from django.views.debug import SafeExceptionReporterFilter
+from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
 SECURITY_LOGGER = "tokens.security"
 MASK = "[masked]"
@@ -213,3 +213,13 @@ class SecretSafeExceptionReporterFilter(SafeExceptionReporterFilter):
                     value = mask_secrets(text)
             cleansed.append((name, value))
         return cleansed
+
+
+class SecretSafeExceptionReporter(ExceptionReporter):
+    """Error reports masked as a whole: exception messages and reprs can hold secrets too."""
+
+    def get_traceback_html(self):
+        return mask_secrets(str(super().get_traceback_html()))
+
+    def get_traceback_text(self):
+        return mask_secrets(str(super().get_traceback_text()))
