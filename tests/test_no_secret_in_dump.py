@@ -154,6 +154,9 @@ def test_a_full_journey_leaves_no_secret_anywhere(captured_logs):
         record.keep(name, ada.get(reverse(f"tokens:{name}", args=[token.public_id])))
     record.keep("list", ada.get(reverse("tokens:list")))
     record.keep("search by prefix", ada.get(reverse("tokens:list"), {"q": portal_secret[:12]}))
+    pasted = ada.get(reverse("tokens:list"), {"q": portal_secret, "o": "owner"})
+    assert token.masked_code in pasted.content.decode()  # found, shown by its masked code
+    record.keep("search by the pasted full token", pasted)
     record.keep(
         "edit",
         ada.post(

@@ -13,7 +13,7 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.generic import DetailView, ListView
 
-from . import services
+from . import crypto, services
 from .filters import TokenFilter
 from .forms import ApiPlansForm, RevokeForm, TokenCreateForm, TokenEditForm, extra_fields_formset
 from .models import AccessToken, Api, App
@@ -45,6 +45,10 @@ class TokenListView(PortalPermissionMixin, ListView):
     permission_required = "tokens.view_accesstoken"
     template_name = "tokens/token_list.html"
     context_object_name = "tokens"
+
+    def get(self, request, *args, **kwargs):
+        request.GET = _without_pasted_secret(request.GET)
+        return super().get(request, *args, **kwargs)
 
     def get_paginate_by(self, queryset):
         try:
@@ -198,6 +202,19 @@ class TokenEditView(TokenView):
         else:
             messages.info(request, "Nothing changed, so nothing was saved.")
         return redirect(token)
+
+
+def _without_pasted_secret(params):
+    """``params`` with a pasted full token in ``q`` replaced by its masked code, which
+    finds the same token by its display prefix, so the page never echoes the secret
+    (search box, sort and page links all repeat ``q``)."""
+    query = params.get("q", "").strip()
+    if not crypto.looks_like_token(query):
+        return params
+    token = AccessToken.objects.by_secret(query).only("prefix", "suffix").first()
+    params = params.copy()
+    params["q"] = token.masked_code if token else crypto.display_parts(query)[0]
+    return params
 
 
 def _formset_data_with_new_row(data, prefix):
