@@ -192,3 +192,17 @@ def test_a_new_api_is_matched_at_once(transactional_db, client, plan):
     PlanFactory(api__base_path="/pay/admin")
 
     assert check(client, secret, "/pay/admin/x").status_code == 403
+
+
+def test_each_process_reloads_the_api_index_when_its_version_changes(
+    client, plan, django_assert_num_queries
+):
+    _, secret = make_token(plans=[plan])
+    check(client, secret)
+    with django_assert_num_queries(0):
+        check(client, secret)
+
+    cache.purge_api_index()  # what any process does after an API change commits
+
+    with django_assert_num_queries(1):
+        assert check(client, secret).status_code == 200

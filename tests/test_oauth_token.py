@@ -189,3 +189,16 @@ def test_two_client_authentication_methods_at_once_are_refused(client, subscribe
 
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_request"
+
+
+def test_an_app_without_subscriptions_gets_a_token_without_apis_or_scope(db, client):
+    app, secret = make_client()
+
+    response = post_form(
+        client, TOKEN_URL, {"grant_type": "client_credentials"}, auth=(app.client_id, secret)
+    )
+
+    assert response.status_code == 200
+    assert "scope" not in response.json()
+    token = AccessToken.objects.by_secret(response.json()["access_token"]).get()
+    assert not token.api_links.exists()

@@ -16,6 +16,7 @@ marker stands, nor after it lapses.
 import contextlib
 import logging
 import time
+import uuid
 from functools import partial
 
 from django.core.cache import cache
@@ -27,8 +28,9 @@ logger = logging.getLogger(__name__)
 PURGED = "purged"
 # While the marker stands, checks of the token go to the database.
 PURGE_MARKER_SECONDS = 10
-# Every API's base path, for the gateway's longest-prefix match.
-API_INDEX_KEY = "gw:apis"
+# Changes whenever an API changes: each process keeps its index of base paths in
+# memory and reloads it when this version differs from the one it loaded.
+API_INDEX_VERSION_KEY = "gw:apis:version"
 _PURGE_ATTEMPTS = 3
 
 
@@ -71,7 +73,7 @@ def purge_client(client_id: str) -> None:
 
 
 def purge_api_index() -> None:
-    _set_with_retries(API_INDEX_KEY, PURGED, PURGE_MARKER_SECONDS, "the API index")
+    _set_with_retries(API_INDEX_VERSION_KEY, uuid.uuid4().hex, None, "the API index")
 
 
 def read(key: str):

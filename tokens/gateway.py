@@ -9,8 +9,10 @@ is written at most once per ``LAST_USED_RESOLUTION`` seconds per token.
 messages and URL resolution, none of which they need.
 """
 
+import functools
 import logging
 import time
+import uuid
 from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
@@ -212,16 +214,39 @@ def _load_api_index() -> dict[str, int]:
     return index
 
 
-def api_index(cached=None) -> dict[str, int]:
-    """Every API's normalised base path → its id."""
-    if isinstance(cached, dict):
-        return cached
-    started = time.monotonic()
+_api_index: tuple[str | None, float, dict[str, int]] = (None, 0.0, {})
+
+
+def api_index(version) -> dict[str, int]:
+    """Every API's normalised base path → its id, for the cache's index ``version``.
+
+    Kept in process memory: it is read on every check and can be large. Any API change
+    through the ORM sets a new version after it commits (``cache.purge_api_index``),
+    and the version is read before the database, so a process never keeps an index
+    older than such a change; changes that bypass the ORM (bulk SQL) are picked up
+    within ``GATEWAY_CACHE_SECONDS``.
+    """
+    global _api_index
+    loaded_version, loaded_at, index = _api_index
+    tick = time.monotonic()
+    if (
+        version is not None
+        and version != cache.PURGED
+        and loaded_version == version
+        and tick - loaded_at < _setting("GATEWAY_CACHE_SECONDS")
+    ):
+        return index
+    if version is None:  # first use, or evicted: start a version
+        version = uuid.uuid4().hex
+        try:
+            if not cache.cache.add(cache.API_INDEX_VERSION_KEY, version, None):
+                version = cache.cache.get(cache.API_INDEX_VERSION_KEY)
+        except Exception as error:
+            logger.warning("Cache unreachable, API index from the database: %r", error)
+            version = None
     index = _load_api_index()
-    if cached is None:
-        cache.populate(
-            cache.API_INDEX_KEY, index, _setting("GATEWAY_CACHE_SECONDS"), started=started
-        )
+    if version is not None and version != cache.PURGED:
+        _api_index = (version, tick, index)
     return index
 
 
@@ -246,6 +271,7 @@ def match_api(path: str | None, index: dict[str, int]) -> int | None:
 _HEADER_SAFE = " !\"#$&'()*+,-./:;<=>?@[]^_`{|}~"
 
 
+@functools.lru_cache(maxsize=4096)
 def header_value(value: str) -> str:
     return quote(value, safe=_HEADER_SAFE)
 
@@ -281,13 +307,13 @@ def forward_auth(request) -> HttpResponse:
     at = now()
     digest = crypto.digest(secret)
     token_key = cache.token_cache_key(digest)
-    cached = cache.read_many([token_key, cache.API_INDEX_KEY])
+    cached = cache.read_many([token_key, cache.API_INDEX_VERSION_KEY])
     try:
         info = _resolve(digest, cached.get(token_key), at)
         if info is None:
             return _challenge(401, "invalid_token")
         _record_use(digest, info)
-        index = api_index(cached.get(cache.API_INDEX_KEY))
+        index = api_index(cached.get(cache.API_INDEX_VERSION_KEY))
     except DatabaseError:
         logger.exception("Gateway check failed: database unavailable")
         response = HttpResponse(status=503)

@@ -38,14 +38,10 @@ def retry_after(scope: str, client: str) -> int | None:
     window = int(now // period)
     key = f"rl:{scope}:{window}:{client}"
     try:
-        if cache.add(key, 1, period + 1):
-            count = 1
-        else:
-            try:
-                count = cache.incr(key)
-            except ValueError:  # the window's key lapsed between add and incr
-                cache.add(key, 1, period + 1)
-                count = 1
+        try:
+            count = cache.incr(key)  # one round trip for all but a window's first request
+        except ValueError:  # no counter yet in this window (or another request's, just now)
+            count = 1 if cache.add(key, 1, period + 1) else cache.incr(key)
     except Exception as error:
         logger.warning("Rate limit not applied, cache unreachable: %r", error)
         return None

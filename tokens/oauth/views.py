@@ -35,10 +35,20 @@ _MAX_FIELDS = 20
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _CLIENT_PARAMS = frozenset({"client_id", "client_secret"})
 
+
+def _drop_empty_scope(token: dict) -> dict:
+    # An app without subscriptions gets a token without APIs; "scope": "" says nothing.
+    if token.get("scope") == "":
+        del token["scope"]
+    return token
+
+
 _validator = PortalRequestValidator()
+_client_credentials = ClientCredentialsGrant(_validator)
+_client_credentials.register_token_modifier(_drop_empty_scope)
 _token_endpoint = TokenEndpoint(
     default_grant_type="client_credentials",
-    grant_types={"client_credentials": ClientCredentialsGrant(_validator)},
+    grant_types={"client_credentials": _client_credentials},
     default_token_type=BearerToken(
         _validator, token_generator=_validator.issue_token, expires_in=_validator.token_lifetime
     ),
