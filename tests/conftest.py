@@ -54,3 +54,17 @@ def plain_client(client, plain_user):
 def fast_passwords(settings):
     """Users made in a test need no slow password hash (for modules that use many users)."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def hostile_token(db):
+    """A token whose every free-text field tries to break out of the page."""
+    from tests.factories import XSS, AppFactory, api_with_plans, make_token
+
+    _, (plan,) = api_with_plans(f"Plan {XSS}", name=f"API {XSS}")
+    return make_token(
+        app=AppFactory(name=f"App {XSS}"),
+        owner=f"Owner {XSS}",
+        plans=[plan],
+        extra_fields=[[f"Name {XSS}", f"Value {XSS}"]],
+    )

@@ -146,3 +146,14 @@ def plans_data(plans=(), *, apis=None) -> dict[str, str]:
     data = {f"api_{api.pk}": "" for api in (apis if apis is not None else Api.objects.all())}
     data.update({f"api_{plan.api_id}": str(plan.pk) for plan in plans})
     return data
+
+
+XSS = "<script>alert(1)</script>\"'"
+XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#x27;"
+
+
+def assert_escaped(html: str) -> None:
+    """The ``XSS`` text is on the page, escaped, and never raw."""
+    assert "<script>alert(1)</script>" not in html
+    assert "alert(1)</script>" not in html
+    assert XSS_ESCAPED in html

@@ -11,7 +11,15 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import AppFactory, api_with_plans, make_token, user_with_perms
+from tests.factories import (
+    XSS,
+    XSS_ESCAPED,
+    AppFactory,
+    api_with_plans,
+    assert_escaped,
+    make_token,
+    user_with_perms,
+)
 from tokens import services
 from tokens.models import AccessToken, TokenOrigin
 
@@ -235,3 +243,31 @@ def test_overview_query_count_does_not_grow_with_apis_extra_fields_or_history(
         _page(portal_admin_client, big)
 
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+# --- HTML escaping --------------------------------------------------------------------------
+
+
+def test_user_text_is_escaped_on_the_overview(portal_admin_client, hostile_token):
+    token, _ = hostile_token
+
+    html = _page(portal_admin_client, token)
+
+    assert_escaped(html)
+    for text in ("Owner", "App", "Name", "Value", "API", "Plan"):
+        assert f"{text} {XSS_ESCAPED}" in html
+
+
+def test_revocation_reason_and_oauth_help_are_escaped(portal_admin_client, portal_admin):
+    app = AppFactory(name=f"App {XSS}")
+    oauth, _ = make_token(app=app, origin=TokenOrigin.OAUTH)
+    revoked, _ = make_token(app=app)
+    services.token_revoke(token=revoked, actor=portal_admin, reason=f"Reason {XSS}")
+
+    oauth_html = _page(portal_admin_client, oauth)
+    revoked_html = _page(portal_admin_client, revoked)
+
+    assert_escaped(oauth_html)
+    assert f"<strong>App {XSS_ESCAPED}</strong>" in oauth_html
+    assert_escaped(revoked_html)
+    assert f"Reason {XSS_ESCAPED}" in revoked_html

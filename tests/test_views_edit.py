@@ -12,9 +12,12 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import (
+    XSS,
+    XSS_ESCAPED,
     AppFactory,
     UserFactory,
     api_with_plans,
+    assert_escaped,
     extra_fields_data,
     make_token,
     plans_data,
@@ -459,3 +462,32 @@ def test_an_edit_after_a_revoke_is_refused_and_says_it_was_revoked(two_admins, p
     token.refresh_from_db()
     assert token.owner == "Ada"
     assert token.status == "revoked"
+
+
+# --- HTML escaping --------------------------------------------------------------------------
+
+
+def test_user_text_is_escaped_in_the_edit_form(portal_admin_client, hostile_token):
+    token, _ = hostile_token
+
+    html = portal_admin_client.get(edit_url(token)).content.decode()
+
+    assert_escaped(html)
+    assert f'value="Owner {XSS_ESCAPED}"' in html
+    assert f'value="Name {XSS_ESCAPED}"' in html
+    assert f'value="Value {XSS_ESCAPED}"' in html
+
+
+def test_user_text_is_escaped_in_the_conflict_box(two_admins):
+    ada, bob = two_admins
+    token, _ = make_token()
+    version = _version_on_page(bob.get(edit_url(token)).content.decode())
+    ada.post(edit_url(token), edit_data(token, owner=f"Owner {XSS}", pairs=[(f"N {XSS}", XSS)]))
+
+    refused = bob.post(edit_url(token), edit_data(token, owner="Bob", version=version))
+
+    assert refused.status_code == 409
+    html = refused.content.decode()
+    assert_escaped(html)
+    conflict = html.split('id="edit-conflict"', 1)[1].split("</div>", 1)[0]
+    assert f"Owner: Owner {XSS_ESCAPED}" in conflict

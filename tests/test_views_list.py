@@ -9,7 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from tests.factories import AppFactory, api_with_plans, make_token
+from tests.factories import XSS, XSS_ESCAPED, AppFactory, api_with_plans, assert_escaped, make_token
 from tokens.models import AccessToken, TokenOrigin
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -400,6 +400,9 @@ def test_an_unsupported_page_size_falls_back_to_25(
         "status=bogus",
         "origin=carrier",
         "plan=1.5",
+        "api=9223372036854775808",
+        "app=-9223372036854775809",
+        "plan=99999999999999999999",
         "created_after=2026-13-45",
         "expires_before=yesterday",
         "o=digest",
@@ -481,3 +484,24 @@ def test_a_date_range_in_the_link_opens_the_advanced_filter_with_the_dates_fille
     assert re.search(r'<input[^>]*name="created_after"[^>]*value="2026-01-10"', html)
     assert 'name="created_before"' in html
     assert 'name="expires_after"' in html
+
+
+# --- HTML escaping --------------------------------------------------------------------------
+
+
+def test_user_text_is_escaped_in_the_list(portal_admin_client, hostile_token):
+    html = _get(portal_admin_client).content.decode()
+
+    assert_escaped(html)
+    assert f"Owner {XSS_ESCAPED}" in html
+    assert f"App {XSS_ESCAPED}" in html
+    assert f"API {XSS_ESCAPED}" in html
+
+
+def test_the_query_string_is_escaped_where_the_page_repeats_it(portal_admin_client):
+    make_token()
+
+    response = portal_admin_client.get(LIST_URL, {"q": XSS, f"x{XSS}": XSS, "per_page": "10"})
+
+    assert response.status_code == 200
+    assert_escaped(response.content.decode())

@@ -2,9 +2,35 @@
 
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef
+from django_filters.fields import ModelMultipleChoiceField
 
 from .models import AccessToken, Api, App, Plan, TokenApi, TokenOrigin, TokenStatus
+
+_MAX_ID = 2**63 - 1
+
+
+class IdsField(ModelMultipleChoiceField):
+    """An id beyond 64 bits is an invalid choice, not a 500 (SQLite's driver overflows)."""
+
+    def _check_values(self, value):
+        for pk in value:
+            try:
+                number = int(str(pk))
+            except ValueError:
+                continue  # reported by the parent as a malformed id
+            if not -_MAX_ID - 1 <= number <= _MAX_ID:
+                raise ValidationError(
+                    self.error_messages["invalid_choice"],
+                    code="invalid_choice",
+                    params={"value": pk},
+                )
+        return super()._check_values(value)
+
+
+class IdsFilter(django_filters.ModelMultipleChoiceFilter):
+    field_class = IdsField
 
 
 class StableOrderingFilter(django_filters.OrderingFilter):
@@ -31,10 +57,8 @@ class TokenFilter(django_filters.FilterSet):
             }
         ),
     )
-    api = django_filters.ModelMultipleChoiceFilter(
-        label="API", queryset=Api.objects.all(), method="filter_api"
-    )
-    app = django_filters.ModelMultipleChoiceFilter(label="App", queryset=App.objects.all())
+    api = IdsFilter(label="API", queryset=Api.objects.all(), method="filter_api")
+    app = IdsFilter(label="App", queryset=App.objects.all())
     status = django_filters.ChoiceFilter(
         label="Status", choices=TokenStatus.choices, method="filter_status", empty_label="Any"
     )
