@@ -432,3 +432,25 @@ def test_the_audit_event_list_runs_the_same_queries_for_few_or_many_events(suppo
     with CaptureQueriesContext(connection) as many:
         support_client.get(url)
     assert len(many.captured_queries) == len(few.captured_queries)
+
+
+# End to end: support finds a leaked token by its value, revokes it, the gateway refuses it.
+
+
+def test_a_token_revoked_in_admin_answers_401_at_the_gateway(
+    client, support_user, django_capture_on_commit_callbacks
+):
+    plan = PlanFactory(api__base_path="/pay")
+    token, secret = make_token(plans=[plan])
+    gateway = {"HTTP_AUTHORIZATION": f"Bearer {secret}", "HTTP_X_ORIGINAL_URI": "/pay/charges"}
+    assert client.get("/gateway/auth", **gateway).status_code == 200  # now cached as valid
+
+    client.force_login(support_user)
+    found = client.post(reverse(CHANGELIST), {"_search": "1", "q": secret})
+    assert found["Location"] == change_url(token)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(revoke_url(token), {"reason": "customer pasted it in a public issue"})
+
+    refused = client.get("/gateway/auth", **gateway)
+    assert refused.status_code == 401
+    assert 'error="invalid_token"' in refused["WWW-Authenticate"]

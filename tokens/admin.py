@@ -19,7 +19,7 @@ from django.db import transaction
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from . import crypto, services
@@ -33,6 +33,7 @@ from .models import (
     TokenStatus,
 )
 from .pagination import EstimatedCountPaginator
+from .templatetags.portal import change_text, field_label
 
 admin.site.site_header = "Token Portal administration"
 admin.site.site_title = "Token Portal admin"
@@ -49,22 +50,10 @@ def _remote_addr(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
-def _describe_value(value) -> str:
-    if value in (None, "", [], {}):
-        return "—"
-    if isinstance(value, dict):
-        return ", ".join(f"{key}: {item}" for key, item in value.items())
-    if isinstance(value, list):
-        return ", ".join(
-            f"{item[0]}={item[1]}" if isinstance(item, list) and len(item) == 2 else str(item)
-            for item in value
-        )
-    return str(value)
-
-
 def _describe_changes(changes: dict):
+    # Worded as the portal's History tab words them.
     rows = (
-        (field, _describe_value(before), _describe_value(after))
+        (field_label(field), change_text(before), change_text(after))
         for field, (before, after) in (changes or {}).items()
     )
     return format_html_join("", '<div class="audit-change">{}: {} → {}</div>', rows) or "—"
@@ -186,15 +175,27 @@ class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = AuditEvent
     verbose_name = "history entry"
     verbose_name_plural = "History"
-    fields = ("created_at", "action", "actor_label", "changes_display", "remote_addr")
+    fields = ("when", "action", "who", "changes_display", "remote_address")
     readonly_fields = fields
     extra = 0
     can_delete = False
     show_change_link = False
 
+    @admin.display(description="When")
+    def when(self, event):
+        return formats.localize(timezone.localtime(event.created_at))
+
+    @admin.display(description="Who")
+    def who(self, event):
+        return event.actor_label
+
     @admin.display(description="Changes")
     def changes_display(self, event):
         return _describe_changes(event.changes)
+
+    @admin.display(description="Remote address")
+    def remote_address(self, event):
+        return event.remote_addr or "—"
 
 
 @admin.register(AccessToken)
@@ -318,8 +319,10 @@ class AccessTokenAdmin(SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdm
     def expires(self, token):
         return token.expires_at
 
-    @admin.display(description="Last used", ordering="last_used_at", empty_value="never")
+    @admin.display(description="Last used", empty_value="never")
     def last_used(self, token):
+        # Not sortable: last_used_at has no index (the gateway writes it), so sorting by
+        # it sorts the whole table.
         return token.last_used_at
 
     @admin.display(description="Extra fields")
