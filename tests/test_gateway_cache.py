@@ -206,3 +206,12 @@ def test_each_process_reloads_the_api_index_when_its_version_changes(
 
     with django_assert_num_queries(1):
         assert check(client, secret).status_code == 200
+
+
+def test_a_deleted_token_is_purged_too(transactional_db, client, plan):
+    token, secret = make_token(plans=[plan])
+    assert check(client, secret).status_code == 200
+
+    token.delete()
+
+    assert check(client, secret).status_code == 401

@@ -122,6 +122,12 @@ def _api_changed(sender, instance, **kwargs):
     transaction.on_commit(partial(_quietly, purge_api_index))
 
 
+def _token_deleted(sender, instance, **kwargs):
+    # Tokens are revoked, not deleted; should one be deleted anyway, no cache keeps it.
+    transaction.on_commit(partial(_quietly, purge_token, instance.digest))
+
+
+post_delete.connect(_token_deleted, sender="tokens.AccessToken", dispatch_uid="tp-token-delete")
 for _name, _signal in (("save", post_save), ("delete", post_delete)):
     _signal.connect(_app_changed, sender="tokens.App", dispatch_uid=f"tp-app-{_name}")
     _signal.connect(_api_changed, sender="tokens.Api", dispatch_uid=f"tp-api-{_name}")
