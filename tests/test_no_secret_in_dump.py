@@ -274,3 +274,25 @@ def test_the_masking_filter_covers_messages_arguments_and_tracebacks():
     assert secret not in record.exc_text
     assert mask_secrets(f"client_secret=tpcs_{'a' * 43}&x=1") == "client_secret=[masked]&x=1"
     assert mask_secrets("tpk_ABCDEFGH…wxyz") == "tpk_ABCDEFGH…wxyz"  # a masked code stays
+
+
+@pytest.mark.django_db
+def test_a_secret_pasted_as_owner_or_extra_field_is_refused(portal_admin_client):
+    from tests.factories import make_token
+
+    token, secret = make_token(owner="Ada")
+    for field, value in (("owner", f"see {secret}"), ("extra-0-value", secret)):
+        data = {
+            "owner": "Ada",
+            "version": token.version,
+            "extra-TOTAL_FORMS": "1",
+            "extra-INITIAL_FORMS": "0",
+            "extra-0-name": "Note",
+            "extra-0-value": "x",
+            field: value,
+        }
+        response = portal_admin_client.post(reverse("tokens:edit", args=[token.public_id]), data)
+        assert response.status_code == 400
+        assert "looks like a token or client secret" in response.content.decode()
+        token.refresh_from_db()
+        assert token.version == 1

@@ -7,6 +7,7 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from .logging import contains_secret
 from .models import AccessToken, Api, App, Plan
 
 EXTRA_FIELD_NAME_MAX = 100
@@ -15,12 +16,20 @@ EXTRA_FIELDS_MAX = 50
 OWNER_MAX = AccessToken._meta.get_field("owner").max_length
 
 
-def _clean_text(value: str, *, label: str, allow: str = "\t") -> str:
-    """Refuse control characters (they hide text in logs and pages); trim spaces."""
+def _clean_text(value: str, *, label: str, allow: str = "\t", secrets_ok: bool = False) -> str:
+    """Refuse control characters (they hide text in logs and pages) and, unless
+    ``secrets_ok``, pasted token or client secrets (stored text is shown and audited);
+    trim spaces."""
     value = value.strip()
     if any(unicodedata.category(ch) in {"Cc", "Cf", "Cs"} and ch not in allow for ch in value):
         raise ValidationError(
             f"{label} contains control or invisible characters.", code="control_chars"
+        )
+    if not secrets_ok and contains_secret(value):
+        raise ValidationError(
+            f"{label} contains what looks like a token or client secret; secrets must not "
+            "be stored here.",
+            code="secret",
         )
     return value
 
@@ -196,4 +205,5 @@ class RevokeForm(forms.Form):
     def clean_reason(self):
         # A textarea: its line breaks (CRLF from browsers) are text, not hidden characters.
         reason = self.cleaned_data["reason"].replace("\r\n", "\n")
-        return _clean_text(reason, label="The reason", allow="\t\n")
+        # A pasted leaked token is welcome here: the revoke service masks it.
+        return _clean_text(reason, label="The reason", allow="\t\n", secrets_ok=True)
