@@ -19,9 +19,12 @@ import time
 import uuid
 from functools import partial
 
+from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
+
+from .errors import TokenServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -34,8 +37,15 @@ API_INDEX_VERSION_KEY = "gw:apis:version"
 _PURGE_ATTEMPTS = 3
 
 
-class CachePurgeFailed(RuntimeError):
+class CachePurgeFailed(TokenServiceError, RuntimeError):
     """The cache could not be told that a token changed; the change itself is committed."""
+
+    def __init__(self, what: str):
+        seconds = settings.TOKEN_PORTAL["GATEWAY_CACHE_SECONDS"]
+        super().__init__(
+            f"The change is saved, but the gateways' shared cache could not be reached to "
+            f"purge {what}: gateways may go on answering from it for up to {seconds} seconds."
+        )
 
 
 def token_cache_key(digest: str) -> str:
@@ -54,7 +64,7 @@ def _set_with_retries(key: str, value, timeout: int | None, what: str) -> None:
         except Exception as error:  # any backend error: Redis down, timeout, …
             if attempt == _PURGE_ATTEMPTS:
                 logger.error("Could not purge %s from the cache: %r", what, error)
-                raise CachePurgeFailed(f"Could not purge {what} from the cache.") from error
+                raise CachePurgeFailed(what) from error
             time.sleep(0.05 * attempt)
 
 
@@ -65,7 +75,9 @@ def purge_token(digest: str) -> None:
     that gateways may go on accepting the token until the cached answer lapses
     (``GATEWAY_CACHE_SECONDS`` at most), and may retry the revoke, which purges again.
     """
-    _set_with_retries(token_cache_key(digest), PURGED, PURGE_MARKER_SECONDS, f"token {digest[:8]}…")
+    _set_with_retries(
+        token_cache_key(digest), PURGED, PURGE_MARKER_SECONDS, "the token's cached answer"
+    )
 
 
 def purge_client(client_id: str) -> None:

@@ -17,6 +17,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from . import cache, crypto
+from .errors import TokenServiceError
 from .logging import mask_secrets, security_log
 from .models import (
     AccessToken,
@@ -32,14 +33,6 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 Actor = AbstractBaseUser | App
-
-
-class TokenServiceError(Exception):
-    """A refused change, with a message fit to show to the person who asked for it."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
 
 
 class TokenNotEditable(TokenServiceError):
