@@ -117,6 +117,12 @@ if REDIS_URL:
         "default": {
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
+            # A Redis that stops answering must fail fast (checks then ask the database),
+            # never hang every request.
+            "OPTIONS": {
+                "socket_connect_timeout": float(os.environ.get("REDIS_CONNECT_TIMEOUT", "1")),
+                "socket_timeout": float(os.environ.get("REDIS_TIMEOUT", "1")),
+            },
             "KEY_PREFIX": os.environ.get("DJANGO_CACHE_PREFIX", "tp"),
         }
     }
