@@ -50,6 +50,18 @@ class TokenListView(PortalPermissionMixin, ListView):
         request.GET = _without_pasted_secret(request.GET)
         return super().get(request, *args, **kwargs)
 
+    def post(self, request, *args, **kwargs):
+        """The quick search box posts here, so a pasted full token never lands in a URL
+        (address bar, history, proxy and server logs); the answer is a redirect to the
+        list's shareable address, with the other filters kept."""
+        params = request.GET.copy()
+        params["q"] = request.POST.get("q", "").strip()[:500]
+        params = _without_pasted_secret(params)
+        params.pop("page", None)
+        if not params["q"]:
+            del params["q"]
+        return redirect(f"{request.path}?{params.urlencode()}" if params else request.path)
+
     def get_paginate_by(self, queryset):
         try:
             size = int(self.request.GET.get("per_page", 25))
@@ -82,6 +94,9 @@ class TokenListView(PortalPermissionMixin, ListView):
         context.update(
             filter=self.filterset,
             query_without_page=params.urlencode(),
+            query_without_search=urlencode(
+                [(k, v) for k, vs in params.lists() if k != "q" for v in vs]
+            ),
             sort=self.request.GET.get("o", ""),
             query_without_sort=urlencode(
                 [(k, v) for k, vs in params.lists() if k not in ("o",) for v in vs]
