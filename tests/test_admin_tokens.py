@@ -264,6 +264,38 @@ def test_revoking_an_unknown_token_redirects_with_a_message(support_client):
     assert response.status_code == 302
 
 
+# Forged input.
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"api": "99999999999999999999999"},
+        {"plan": "-1"},
+        {"app__id__exact": "99999999999999999999999"},
+        {"status": "\x00"},
+        {"o": "x.y"},
+        {"p": "99999999999999999999"},
+        {"created_at__gte": "garbage"},
+    ],
+)
+def test_nonsense_in_the_query_string_is_never_a_500(support_client, params):
+    make_token()
+    for name in (CHANGELIST, "admin:tokens_auditevent_changelist"):
+        assert support_client.get(reverse(name), params).status_code in (200, 302)
+
+
+@pytest.mark.parametrize("selected", ["99999999999999999999999", "abc", "-1", "\u00b2"])
+def test_a_forged_selection_is_refused_with_a_message(support_client, selected):
+    make_token()
+    response = post_action(support_client, [], _selected_action=[selected], index="0")
+    assert response.status_code == 302
+    assert "The selection was not understood; select the rows again." in message_texts(response)
+    for object_id in (selected, "abc"):
+        url = reverse("admin:tokens_accesstoken_revoke", args=[object_id])
+        assert support_client.get(url).status_code == 302
+
+
 # Revoking in bulk.
 
 

@@ -63,6 +63,23 @@ class TokenAdminMedia:
     css = {"all": ["admin_extra/tokens.css"]}
 
 
+class CheckedSelectionMixin:
+    """A forged action selection (not row ids) gets a message, not a 500."""
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(helpers.ACTION_CHECKBOX_NAME)
+        if not all(_is_row_id(value) for value in selected):
+            self.message_user(
+                request, "The selection was not understood; select the rows again.", messages.ERROR
+            )
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_action(request, queryset)
+
+
+def _is_row_id(value: str) -> bool:
+    return value.isascii() and value.isdigit() and int(value) < 2**63
+
+
 class ReadOnlyAdminMixin:
     """Nobody adds, changes or deletes these rows in admin; viewing needs the view permission."""
 
@@ -199,7 +216,9 @@ class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 
 @admin.register(AccessToken)
-class AccessTokenAdmin(SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AccessTokenAdmin(
+    CheckedSelectionMixin, SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     """Tokens are created in the portal or by OAuth, edited in the portal, and revoked —
     never deleted. Here they can be found, read and revoked."""
 
@@ -446,7 +465,9 @@ class AccessTokenAdmin(SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdm
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin):
+class AuditEventAdmin(
+    CheckedSelectionMixin, SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+):
     list_display = ("created_at", "token_link", "action", "actor_label", "changes_display")
     list_filter = ("action", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("token",)
@@ -496,7 +517,7 @@ class PlanInline(admin.TabularInline):
 
 
 @admin.register(Api)
-class ApiAdmin(admin.ModelAdmin):
+class ApiAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ("name", "version", "base_path")
     search_fields = ("name", "base_path")
     ordering = ("name", "version")
@@ -504,7 +525,7 @@ class ApiAdmin(admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ("name", "api", "rate_limit")
     list_filter = ("api",)
     list_select_related = ("api",)
@@ -545,7 +566,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(App)
-class AppAdmin(admin.ModelAdmin):
+class AppAdmin(CheckedSelectionMixin, admin.ModelAdmin):
     """The client secret is stored as a digest: it is shown once, when the app is added
     or its secret regenerated, in the answer to that POST, and nowhere else."""
 
