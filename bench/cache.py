@@ -1,0 +1,36 @@
+"""Bench-only cache backends for the "cold" figure: every token lookup misses.
+
+Only the gateway's token answers (``gw:tok:…``) are never found nor stored; the API
+index version, client records, rate-limit counters and "last used" keys work as in
+production. So each check costs what a real miss costs: one cache round trip and the
+database query.
+"""
+
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
+from django.core.cache.backends.locmem import LocMemCache
+from django.core.cache.backends.redis import RedisCache
+
+_COLD = "gw:tok:"
+
+
+class ColdTokensMixin:
+    def get(self, key, default=None, version=None):
+        if key.startswith(_COLD):
+            return default
+        return super().get(key, default, version)
+
+    def get_many(self, keys, version=None):
+        return super().get_many([key for key in keys if not key.startswith(_COLD)], version)
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        if key.startswith(_COLD):
+            return True
+        return super().add(key, value, timeout, version)
+
+
+class ColdLocMemCache(ColdTokensMixin, LocMemCache):
+    pass
+
+
+class ColdRedisCache(ColdTokensMixin, RedisCache):
+    pass

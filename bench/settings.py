@@ -1,0 +1,16 @@
+"""Bench-only settings: the portal's own settings and middleware, plus ``/bench/bare``.
+
+Never used in production: the production URLconf has no benchmark route.
+"""
+
+import os
+
+from portal.settings import *  # noqa: F403
+
+INSTALLED_APPS = [*INSTALLED_APPS, "bench"]  # noqa: F405 - its management commands
+ROOT_URLCONF = "bench.urls"
+
+# The "cold" figure: a cache that never holds a gateway answer (bench/cache.py).
+if os.environ.get("BENCH_COLD_TOKENS"):
+    _redis = CACHES["default"]["BACKEND"].endswith("RedisCache")  # noqa: F405
+    CACHES["default"]["BACKEND"] = f"bench.cache.Cold{'Redis' if _redis else 'LocMem'}Cache"  # noqa: F405
