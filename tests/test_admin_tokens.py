@@ -162,6 +162,18 @@ def test_a_pasted_unknown_token_says_so(support_client):
     assert "No token matches the pasted token." in message_texts(response)
 
 
+def test_a_mistyped_token_is_searched_by_its_code_prefix_and_kept_out_of_the_url(
+    support_client,
+):
+    token, secret = make_token()
+    typo = secret[:-1] + ("A" if secret[-1] != "A" else "B")
+    response = support_client.post(reverse(CHANGELIST), {"_search": "1", "q": typo})
+    assert response.status_code == 302
+    assert secret[12:] not in response["Location"] and typo[12:] not in response["Location"]
+    assert any("not a complete, valid token" in text for text in message_texts(response))
+    assert listed(support_client.get(response["Location"])) == [token]
+
+
 def test_any_other_search_term_goes_to_the_usual_query_string_keeping_the_filters(support_client):
     response = support_client.post(
         reverse(CHANGELIST) + "?status=active&p=3&q=old", {"_search": "1", "q": "Ada"}

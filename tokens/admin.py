@@ -8,6 +8,8 @@ table is big (``EstimatedCountPaginator``), no query per row, filters that cost 
 one small query each, and no date hierarchy (its year list scans the whole table).
 """
 
+from collections import defaultdict
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
@@ -124,6 +126,15 @@ class SecretSafeSearchMixin:
             if token is not None:
                 return HttpResponseRedirect(self.url_for_pasted_token(token))
             messages.warning(request, "No token matches the pasted token.")
+        elif term.startswith(crypto.TOKEN_PREFIX) and len(term) > crypto.DISPLAY_PREFIX_LENGTH:
+            # Nearly a token (a typo fails its checksum): what may be most of a secret
+            # stays out of the URL; the code prefix is all the search uses anyway.
+            messages.warning(
+                request,
+                "That is not a complete, valid token (a character may be wrong or missing); "
+                "showing the tokens whose code starts the same way.",
+            )
+            params["q"] = term[: crypto.DISPLAY_PREFIX_LENGTH]
         elif term:
             params["q"] = term
         query = params.urlencode()
@@ -456,8 +467,13 @@ class AccessTokenAdmin(
                 f"{'them' if count != 1 else 'it'} now receive HTTP 401 (Unauthorized).",
                 messages.SUCCESS,
             )
+        # One message per reason, not per token: a bulk revoke may skip hundreds.
+        skipped = defaultdict(list)
         for token, why in result.skipped:
-            self.message_user(request, f"Skipped {token.masked_code}: {why}", messages.WARNING)
+            skipped[why].append(token.masked_code)
+        for why, codes in skipped.items():
+            shown = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
+            self.message_user(request, f"Skipped {shown}: {why}", messages.WARNING)
         return result
 
 
