@@ -210,6 +210,24 @@ def test_quick_search_matches_owner_app_and_extra_field_text(searchable, query, 
     assert {name for name, t in searchable.items() if t in found} == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "query"),
+    [
+        ("São Paulo", "São"),
+        ("Zürich office", "Zürich"),
+        ("東京", "東京"),
+        ('say "hi"', 'say "hi"'),
+        ("C:\\temp\\x", "C:\\temp"),
+        ('São "Centro"', 'São "Centro"'),
+    ],
+)
+def test_quick_search_finds_extra_field_values_with_accents_quotes_and_backslashes(value, query):
+    token, _ = make_token(extra_fields=[["Where", value]])
+    make_token(extra_fields=[["Where", "elsewhere"]])
+
+    assert list(AccessToken.objects.search(query)) == [token]
+
+
 def test_quick_search_by_pasted_full_token_finds_exactly_that_token():
     app = AppFactory()
     token, secret = make_token(app=app, owner="first")

@@ -145,6 +145,13 @@ def test_quick_search_by_owner_app_or_extra_field_value(
     assert _listed(_get(portal_admin_client, query)) == expected
 
 
+def test_quick_search_finds_an_accented_extra_field_value(portal_admin_client):
+    make_token(owner="paulista", extra_fields=[["Cidade", "São Paulo"]])
+    make_token(owner="carioca", extra_fields=[["Cidade", "Rio de Janeiro"]])
+
+    assert _listed(portal_admin_client.get(LIST_URL, {"q": "São Paulo"})) == ["paulista"]
+
+
 def test_quick_search_by_a_pasted_full_token_lists_exactly_that_token(
     portal_admin_client, three_tokens
 ):

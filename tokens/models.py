@@ -1,5 +1,6 @@
 """The domain: APIs, their plans, client apps, access tokens and their audit trail."""
 
+import json
 import uuid
 
 from django.conf import settings
@@ -144,10 +145,15 @@ class AccessTokenQuerySet(models.QuerySet):
             return self.by_secret(query)
         if query.startswith(crypto.TOKEN_PREFIX):
             return self.filter(prefix__startswith=query[: crypto.DISPLAY_PREFIX_LENGTH])
+        # Extra fields are matched in their stored JSON text, where quotes and backslashes
+        # are escaped and, on SQLite, non-ASCII letters are \uXXXX: look for those forms too.
+        in_extra_fields = Q()
+        for text in dict.fromkeys(
+            [query, json.dumps(query)[1:-1], json.dumps(query, ensure_ascii=False)[1:-1]]
+        ):
+            in_extra_fields |= Q(extra_fields__icontains=text)
         return self.filter(
-            Q(owner__icontains=query)
-            | Q(app__name__icontains=query)
-            | Q(extra_fields__icontains=query)
+            Q(owner__icontains=query) | Q(app__name__icontains=query) | in_extra_fields
         )
 
     def with_list_columns(self):
