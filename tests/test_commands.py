@@ -107,6 +107,10 @@ def test_create_app_can_introspect():
             "one plan per API",
         ),
         (["--name", "x" * 101], "at most 100 characters"),
+        (["--name", "A\x00B"], "control characters"),
+        (["--name", "A", "--subscribe", "/pay:" + "P" * 101], "at most 100 characters"),
+        (["--name", "A", "--subscribe", "/" + "p" * 200 + ":Gold"], "at most 200 characters"),
+        (["--name", "A", "--subscribe", "/pay:Go\x00ld"], "control characters"),
     ],
 )
 def test_create_app_refuses_bad_input_with_a_clear_error(args, message):
@@ -115,6 +119,14 @@ def test_create_app_refuses_bad_input_with_a_clear_error(args, message):
 
     assert not App.objects.exists()
     assert not Api.objects.exists()
+
+
+def test_create_app_names_a_new_api_after_its_base_path_within_the_name_limit():
+    create_app("--name", "Acme", "--subscribe", "/" + "very-long-segment/" * 10 + ":Gold")
+
+    api = Api.objects.get()
+    assert api.name.startswith("Very-Long-Segment")
+    assert len(api.name) <= Api._meta.get_field("name").max_length
 
 
 def test_create_app_requires_a_name():

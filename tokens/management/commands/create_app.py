@@ -10,7 +10,22 @@ from tokens import services
 from tokens.models import Api, Plan, base_path_validator
 
 
+def _refuse_control_characters(option: str, value: str) -> None:
+    if any(ord(char) < 32 or ord(char) == 127 for char in value):
+        raise CommandError(f"{option} {value!r}: control characters are not allowed.")
+
+
+def _valid(instance, label: str):
+    """``instance`` checked against its model (lengths, formats, uniqueness) before saving."""
+    try:
+        instance.full_clean()
+    except ValidationError as exc:
+        raise CommandError(f"{label}: " + "; ".join(exc.messages)) from exc
+    return instance
+
+
 def parse_subscription(value: str) -> tuple[str, str]:
+    _refuse_control_characters("--subscribe", value)
     base_path, sep, plan_name = value.rpartition(":")
     if not sep or not base_path or not plan_name.strip():
         raise CommandError(
@@ -49,6 +64,7 @@ class Command(BaseCommand):
         name = name.strip()
         if not name:
             raise CommandError("--name must not be empty.")
+        _refuse_control_characters("--name", name)
         wanted = [parse_subscription(value) for value in subscribe]
         base_paths = [base_path for base_path, _ in wanted]
         if len(base_paths) != len(set(base_paths)):
@@ -56,11 +72,17 @@ class Command(BaseCommand):
         with transaction.atomic():
             plans = []
             for base_path, plan_name in wanted:
-                api, _ = Api.objects.get_or_create(
-                    base_path=base_path,
-                    defaults={"name": base_path.strip("/").replace("/", " ").title() or "Root"},
-                )
-                plan, _ = Plan.objects.get_or_create(api=api, name=plan_name)
+                label = f"--subscribe {base_path}:{plan_name}"
+                api = Api.objects.filter(base_path=base_path).first()
+                if api is None:
+                    name_max = Api._meta.get_field("name").max_length
+                    title = base_path.strip("/").replace("/", " ").title() or "Root"
+                    api = _valid(Api(base_path=base_path, name=title[:name_max].strip()), label)
+                    api.save()
+                plan = Plan.objects.filter(api=api, name=plan_name).first()
+                if plan is None:
+                    plan = _valid(Plan(api=api, name=plan_name), label)
+                    plan.save()
                 plans.append(plan)
             try:
                 app, secret = services.app_create(
