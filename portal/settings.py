@@ -127,7 +127,14 @@ if REDIS_URL:
         }
     }
 else:
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+    # Room for the gateway answers of many tokens: at the default 300 entries a gateway
+    # cycling through a few thousand tokens would miss the cache on nearly every check.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "OPTIONS": {"MAX_ENTRIES": 50_000},
+        }
+    }
 
 # Argon2id for user passwords; the others only read hashes made before, upgrading them
 # at the next login. (Token and client secrets are random: SHA-256 digests, see DESIGN.)

@@ -13,18 +13,20 @@ import functools
 import logging
 import time
 import uuid
+from datetime import UTC
 from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connection
 from django.http import HttpResponse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
 from . import cache, crypto
 from .logging import security_log
-from .models import AccessToken, Api, TokenApi
+from .models import AccessToken, Api, App, Plan, TokenApi
 
 logger = logging.getLogger(__name__)
 
@@ -69,43 +71,70 @@ def _setting(name: str) -> int:
 # --- the check ---------------------------------------------------------------------
 
 
+@functools.cache
+def _load_sql() -> str:
+    """One indexed query for a check: the token by digest, its app, its APIs and plans.
+
+    Plain SQL built once from the models' tables: the ORM would compile the same
+    statement again on every cache miss, which costs more than running it.
+    """
+    token, app, link, api, plan = (
+        model._meta.db_table for model in (AccessToken, App, TokenApi, Api, Plan)
+    )
+    return (
+        "SELECT t.id, t.public_id, t.owner, t.created_at, t.expires_at, t.revoked_at,"  # noqa: S608
+        " a.client_id, a.name, l.api_id, api.name, api.version, api.base_path,"
+        " p.name, p.rate_limit"
+        f" FROM {token} t INNER JOIN {app} a ON a.id = t.app_id"
+        f" LEFT JOIN {link} l ON l.token_id = t.id"
+        f" LEFT JOIN {api} api ON api.id = l.api_id"
+        f" LEFT JOIN {plan} p ON p.id = l.plan_id"
+        " WHERE t.digest = %s ORDER BY api.name, api.version"
+    )
+
+
+def _timestamp(value) -> float | None:
+    """Seconds since the epoch of a datetime column as the driver returns it.
+
+    PostgreSQL's driver returns aware datetimes; SQLite's returns the UTC text Django
+    stored (Django converts it only for ORM queries).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_datetime(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.timestamp()
+
+
 def _load(digest: str, at: float) -> TokenInfo | str | None:
     """From the database: TokenInfo, INACTIVE for a known dead token, None if unknown."""
-    token = (
-        AccessToken.objects.filter(digest=digest)
-        .select_related("app")
-        .only(
-            "id",
-            "public_id",
-            "owner",
-            "created_at",
-            "expires_at",
-            "revoked_at",
-            "app__client_id",
-            "app__name",
-        )
-        .first()
-    )
-    if token is None:
+    with connection.cursor() as cursor:
+        cursor.execute(_load_sql(), [digest])
+        rows = cursor.fetchall()
+    if not rows:
         return None
-    expires_at = token.expires_at.timestamp() if token.expires_at else None
-    if token.revoked_at is not None:
+    token_id, public_id, owner, created_at, expires_at, revoked_at, client_id, app_name = rows[0][
+        :8
+    ]
+    public_id = str(public_id if isinstance(public_id, uuid.UUID) else uuid.UUID(public_id))
+    expires_at = _timestamp(expires_at)
+    if revoked_at is not None:
         # Logged when read from the database: at most once per cache lifetime per token.
-        security_log("authn_token_reuse", level=logging.WARNING, token=token)
-    if token.revoked_at is not None or (expires_at is not None and expires_at <= at):
+        security_log("authn_token_reuse", level=logging.WARNING, token=public_id)
         return INACTIVE
-    links = TokenApi.objects.filter(token_id=token.pk).values_list(
-        "api_id", "api__name", "api__version", "api__base_path", "plan__name", "plan__rate_limit"
-    )
+    if expires_at is not None and expires_at <= at:
+        return INACTIVE
     return TokenInfo(
-        token_id=token.pk,
-        public_id=str(token.public_id),
-        client_id=token.app.client_id,
-        app_name=token.app.name,
-        owner=token.owner,
-        issued_at=int(token.created_at.timestamp()),
+        token_id=token_id,
+        public_id=public_id,
+        client_id=client_id,
+        app_name=app_name,
+        owner=owner,
+        issued_at=int(_timestamp(created_at)),
         expires_at=expires_at,
-        apis=tuple(ApiGrant(*link) for link in links),
+        apis=tuple(ApiGrant(*row[8:]) for row in rows if row[8] is not None),
     )
 
 
@@ -149,16 +178,23 @@ def _record_use(digest: str, info: TokenInfo) -> None:
         logger.warning("Could not record the use of token %s: %r", info.public_id, error)
 
 
-def check_token(secret: str, *, at: float | None = None, record_use: bool = True):
+_UNREAD = object()
+
+
+def check_token(secret: str, *, at: float | None = None, record_use: bool = True, cached=_UNREAD):
     """The active token whose secret is ``secret``, as ``TokenInfo``; None if inactive.
 
     Malformed secrets are refused without touching the cache or the database.
+    ``cached`` is what the cache holds under ``cache.token_cache_key(digest)`` when the
+    caller already read it (together with other keys, to save a round trip).
     """
     if not crypto.looks_like_token(secret):
         return None
     at = now() if at is None else at
     digest = crypto.digest(secret)
-    info = _resolve(digest, cache.read(cache.token_cache_key(digest)), at)
+    if cached is _UNREAD:
+        cached = cache.read(cache.token_cache_key(digest))
+    info = _resolve(digest, cached, at)
     if info is not None and record_use:
         _record_use(digest, info)
     return info
@@ -264,6 +300,24 @@ def match_api(path: str | None, index: dict[str, int]) -> int | None:
         candidate = candidate.rsplit("/", 1)[0] or "/"
 
 
+_scope_refusals_logged: dict[str, float] = {}
+
+
+def _log_scope_refusal(info: TokenInfo, path: str) -> None:
+    """``authz_fail`` for a token refused an API, at most once a minute per token and process.
+
+    A gateway asks on every API request: a client calling an API its token lacks would
+    otherwise write a log line per request, and a log flood hides the events that matter.
+    """
+    tick = time.monotonic()
+    if _scope_refusals_logged.get(info.public_id, 0.0) > tick:
+        return
+    if len(_scope_refusals_logged) > 10_000:
+        _scope_refusals_logged.clear()
+    _scope_refusals_logged[info.public_id] = tick + 60
+    security_log("authz_fail", level=logging.WARNING, token=info.public_id, path=path, status=403)
+
+
 # --- forward-auth ------------------------------------------------------------------
 
 # What header values may hold as they are; everything else is percent-encoded (UTF-8),
@@ -324,7 +378,11 @@ def forward_auth(request) -> HttpResponse:
     api_id = match_api(normalise_path(uri), index)
     grant = next((grant for grant in info.apis if grant.api_id == api_id), None)
     if grant is None:
-        return _challenge(403, "insufficient_scope")
+        response = _challenge(403, "insufficient_scope")
+        _log_scope_refusal(info, request.path)
+        # PortalSecurityMiddleware logs every other 403; this one is sampled above.
+        response.authz_logged = True
+        return response
 
     response = HttpResponse(status=200)
     response["Cache-Control"] = "no-store"

@@ -196,9 +196,15 @@ class AccessToken(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         permissions = [("revoke_accesstoken", "Can revoke access token")]
+        # Every sort the list offers, with the id that breaks its ties (StableOrderingFilter),
+        # so that a page of a million rows is read from an index, never sorted whole.
         indexes = [
-            models.Index(fields=["owner"], name="token_owner_idx"),
+            models.Index(fields=["owner", "id"], name="token_owner_id_idx"),
             models.Index(fields=["app", "-created_at"], name="token_app_created_idx"),
+            models.Index(fields=["created_at", "id"], name="token_created_id_idx"),
+            models.Index(fields=["expires_at", "id"], name="token_expires_id_idx"),
+            models.Index(fields=["last_used_at", "id"], name="token_last_used_id_idx"),
+            models.Index(fields=["prefix", "id"], name="token_prefix_id_idx"),
         ]
         constraints = [
             models.CheckConstraint(

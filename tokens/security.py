@@ -5,7 +5,8 @@ fast path and whitenoise. On the way in it takes the client address from a trust
 proxy's ``X-Forwarded-For`` (only as many hops as ``TRUSTED_PROXY_COUNT`` says) and
 opens the security-log context; on the way out it adds the Content-Security-Policy,
 ``Cache-Control: no-store`` on everything that is not a static file, and logs
-``authz_fail`` for every 403.
+``authz_fail`` for every 403 (forward-auth's own 403s, one per API request, are logged by
+the gateway at most once a minute per token instead).
 
 The CSP allows no inline script or style. Django admin's change list has one inline
 ``<style>`` block (for changelists without actions); it is allowed by its SHA-256 hash,
@@ -116,7 +117,7 @@ class PortalSecurityMiddleware:
         reset = request_context.set(context)
         try:
             response = self.get_response(request)
-            if response.status_code == 403:
+            if response.status_code == 403 and not getattr(response, "authz_logged", False):
                 security_log(
                     "authz_fail",
                     level=logging.WARNING,

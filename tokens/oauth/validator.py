@@ -160,13 +160,8 @@ class IntrospectionRequestValidator(PortalRequestValidator):
         credentials = client_credentials(request)
         if credentials is None:
             return False
-        client_id, secret = credentials
-        client = self._client(client_id)
-        if (
-            client is None
-            or not client.is_active
-            or not crypto.digests_match(secret, client.secret_digest)
-        ):
+        client = self.authenticated_client(*credentials)
+        if client is None:
             return False
         if not client.can_introspect:
             raise IntrospectionNotAllowed(request=request)
@@ -174,9 +169,24 @@ class IntrospectionRequestValidator(PortalRequestValidator):
         request.client_id = client.client_id
         return True
 
-    def _client(self, client_id: str) -> ClientInfo | None:
+    def authenticated_client(self, client_id: str, secret: str, *, cached=None):
+        """The active client ``client_id`` if ``secret`` is its secret, else None.
+
+        ``cached`` is what the cache already answered for the client, if it was read.
+        """
+        client = self._client(client_id, cached=cached)
+        if (
+            client is None
+            or not client.is_active
+            or not crypto.digests_match(secret, client.secret_digest)
+        ):
+            return None
+        return client
+
+    def _client(self, client_id: str, *, cached=None) -> ClientInfo | None:
         key = cache.client_cache_key(client_id)
-        cached = cache.read(key)
+        if cached is None:
+            cached = cache.read(key)
         if isinstance(cached, ClientInfo):
             return cached
         started = time.monotonic()
@@ -197,24 +207,28 @@ class IntrospectionRequestValidator(PortalRequestValidator):
         return client
 
     def introspect_token(self, token, token_type_hint, request, *args, **kwargs):
-        info = gateway.check_token(token)
-        if info is None:
-            return None
-        claims = {
-            "client_id": info.client_id,
-            "token_type": "Bearer",
-            "iat": info.issued_at,
-            "sub": info.owner,
-            "apis": [
-                {
-                    "name": grant.name,
-                    "version": grant.version,
-                    "base_path": grant.base_path,
-                    "plan": grant.plan,
-                }
-                for grant in info.apis
-            ],
-        }
-        if info.expires_at is not None:
-            claims["exp"] = int(info.expires_at)
-        return claims
+        return claims(gateway.check_token(token))
+
+
+def claims(info: "gateway.TokenInfo | None") -> dict | None:
+    """RFC 7662 claims of an active token (without ``active``); None for an inactive one."""
+    if info is None:
+        return None
+    result = {
+        "client_id": info.client_id,
+        "token_type": "Bearer",
+        "iat": info.issued_at,
+        "sub": info.owner,
+        "apis": [
+            {
+                "name": grant.name,
+                "version": grant.version,
+                "base_path": grant.base_path,
+                "plan": grant.plan,
+            }
+            for grant in info.apis
+        ],
+    }
+    if info.expires_at is not None:
+        result["exp"] = int(info.expires_at)
+    return result

@@ -4,12 +4,12 @@ Safe to run again: what exists is kept. ``--tokens N`` adds tokens in bulk until
 platform holds N (fast: bulk inserts, no per-row service calls).
 """
 
+import contextlib
 import hashlib
-import json
 import os
 import random
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -252,12 +252,16 @@ class Command(BaseCommand):
                     expires_at=now - timedelta(days=rng.randint(1, 30))
                 )
 
-    def bulk_tokens(self, target: int, rng, batch: int = 50_000):
+    def bulk_tokens(self, target: int, rng, batch: int = 100_000):
         """Add tokens until there are ``target``: raw multi-row inserts (COPY on PostgreSQL).
 
-        A million tokens, their API links and their "created" events take well under a
-        minute this way, where one ORM save per token would take hours. The secrets are
-        random and thrown away: nobody can present these tokens, they exist to be listed.
+        A million tokens, their API links and their "created" events take about a minute
+        this way, where one ORM save per token would take hours: one transaction, the
+        secondary indexes (and on PostgreSQL the foreign keys and unique constraints)
+        dropped during the load and built once after it — which also checks every row
+        against them — and public ids that grow with the id, so that their index is
+        appended to rather than updated at random. The secrets are random and thrown
+        away: nobody can present these tokens, they exist to be listed and searched.
         """
         missing = target - AccessToken.objects.count()
         if missing <= 0:
@@ -267,8 +271,12 @@ class Command(BaseCommand):
             for app in App.objects.prefetch_related("subscription_set")
         ]
         now = timezone.now()
-        adapt_dt = connection.ops.adapt_datetimefield_value
-        uuid_field = AccessToken._meta.get_field("public_id")
+        # Both backends read UTC text; Django's own SQLite adapter writes the same, after a
+        # time-zone conversion per value that these (already UTC) need not.
+        naive_now = now.astimezone(UTC).replace(tzinfo=None)
+        random, n_apps, n_owners = rng.random, len(apps), len(OWNERS)
+        # Random per load (so public ids of two loads never meet), growing with the id.
+        id_base = uuid.uuid4().int & ~((1 << 40) - 1)
         next_id = (
             AccessToken.objects.order_by("-id").values_list("id", flat=True).first() or 0
         ) + 1
@@ -276,64 +284,67 @@ class Command(BaseCommand):
         next_event = (
             AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
         ) + 1
+        owners = [f"{owner} #" for owner in OWNERS]
+        portal, oauth_origin = TokenOrigin.PORTAL.value, TokenOrigin.OAUTH.value
+        created_action = AuditAction.CREATED.value
         self.stdout.write(f"Adding {missing} tokens in bulk…")
-        if connection.vendor == "sqlite":
-            with connection.cursor() as cursor:
-                # A big page cache keeps the random-key indexes (digest, public id) in
-                # memory while they grow; a crash mid-seed loses only demo data.
-                cursor.execute("PRAGMA cache_size = -1000000")
-                cursor.execute("PRAGMA synchronous = OFF")
-        done = 0
-        while done < missing:
-            size = min(batch, missing - done)
-            tokens, links, events = [], [], []
-            for _ in range(size):
-                digest = hashlib.sha256(os.urandom(32)).hexdigest()
-                app_id, subscriptions = apps[rng.randrange(len(apps))]
-                roll = rng.random()
-                age = timedelta(seconds=rng.randrange(400 * 86400))
-                created = now - age
-                owner = f"{OWNERS[rng.randrange(len(OWNERS))]} #{rng.randrange(100000)}"
-                oauth = roll < 0.3
-                revoked = roll > 0.93
-                expires = None if roll > 0.6 else created + timedelta(days=rng.randint(1, 500))
-                tokens.append(
-                    (
-                        next_id,
-                        uuid_field.get_db_prep_value(uuid.uuid4(), connection),
-                        digest,
-                        crypto.TOKEN_PREFIX + digest[:8],
-                        digest[-4:],
-                        app_id,
-                        owner,
-                        "[]",
-                        TokenOrigin.OAUTH if oauth else TokenOrigin.PORTAL,
-                        "client_credentials" if oauth else "",
-                        adapt_dt(created),
-                        adapt_dt(expires) if expires else None,
-                        adapt_dt(now - age / 2) if revoked else None,
-                        "seed_demo" if revoked else "",
-                        "",
-                        1,
+        tables = [AccessToken, TokenApi, AuditEvent]
+        with _bulk_load(tables, indexes=missing >= 50_000):
+            done = 0
+            while done < missing:
+                size = min(batch, missing - done)
+                tokens, links, events = [], [], []
+                for _ in range(size):
+                    digest = hashlib.sha256(os.urandom(32)).hexdigest()
+                    app_id, subscriptions = apps[int(random() * n_apps)]
+                    roll = random()
+                    age = timedelta(seconds=int(random() * 400 * 86400))
+                    created = naive_now - age
+                    created_db = str(created)
+                    owner = owners[int(random() * n_owners)] + str(int(random() * 100000))
+                    oauth = roll < 0.3
+                    revoked = roll > 0.93
+                    expires = (
+                        None
+                        if roll > 0.6
+                        else str(created + timedelta(days=1 + int(random() * 500)))
                     )
-                )
-                for api_id, plan_id in subscriptions:
-                    links.append((next_link, next_id, api_id, plan_id))
-                    next_link += 1
-                events.append(
-                    (
-                        next_event,
-                        next_id,
-                        AuditAction.CREATED.value,
-                        "seed_demo",
-                        json.dumps({"owner": [None, owner]}),
-                        1,
-                        adapt_dt(created),
+                    tokens.append(
+                        (
+                            next_id,
+                            format(id_base | next_id, "032x"),  # a UUID both backends read
+                            digest,
+                            crypto.TOKEN_PREFIX + digest[:8],
+                            digest[-4:],
+                            app_id,
+                            owner,
+                            "[]",
+                            oauth_origin if oauth else portal,
+                            "client_credentials" if oauth else "",
+                            created_db,
+                            expires,
+                            str(naive_now - age / 2) if revoked else None,
+                            "seed_demo" if revoked else "",
+                            "",
+                            1,
+                        )
                     )
-                )
-                next_event += 1
-                next_id += 1
-            with transaction.atomic():
+                    for api_id, plan_id in subscriptions:
+                        links.append((next_link, next_id, api_id, plan_id))
+                        next_link += 1
+                    events.append(
+                        (
+                            next_event,
+                            next_id,
+                            created_action,
+                            "seed_demo",
+                            '{"owner": [null, "' + owner + '"]}',  # no owner needs escaping
+                            1,
+                            created_db,
+                        )
+                    )
+                    next_event += 1
+                    next_id += 1
                 _insert(
                     "tokens_accesstoken",
                     "id public_id digest prefix suffix app_id owner extra_fields origin "
@@ -347,16 +358,93 @@ class Command(BaseCommand):
                     "id token_id action actor_label changes token_version created_at",
                     events,
                 )
-            done += size
-            self.stdout.write(f"  {done}/{missing}")
-        with connection.cursor() as cursor:
-            for sql in connection.ops.sequence_reset_sql(
-                no_style(), [AccessToken, TokenApi, AuditEvent]
-            ):
-                cursor.execute(sql)
-        if connection.vendor == "postgresql":
+                done += size
+                self.stdout.write(f"  {done}/{missing}")
             with connection.cursor() as cursor:
-                cursor.execute("ANALYZE tokens_accesstoken, tokens_tokenapi, tokens_auditevent")
+                for sql in connection.ops.sequence_reset_sql(no_style(), tables):
+                    cursor.execute(sql)
+        with connection.cursor() as cursor:
+            tables_sql = ", ".join(model._meta.db_table for model in tables)
+            cursor.execute(
+                f"ANALYZE {tables_sql}" if connection.vendor == "postgresql" else "ANALYZE"
+            )
+
+
+@contextlib.contextmanager
+def _bulk_load(models, *, indexes: bool):
+    """One transaction for a big load, with the tables' secondary indexes built after it.
+
+    PostgreSQL: plain indexes, unique constraints and foreign keys are dropped and added
+    back in the same transaction (adding them checks every row, once, in bulk, instead
+    of a deferred trigger and random index insertion per row); any failure rolls the
+    whole load back, constraints included. SQLite: plain indexes are dropped and rebuilt;
+    foreign keys are switched off for the load and every row is checked with
+    ``PRAGMA foreign_key_check`` before the commit; the plan-of-API triggers stay on.
+    """
+    tables = [model._meta.db_table for model in models]
+    vendor = connection.vendor
+    if vendor == "sqlite":
+        with connection.cursor() as cursor:
+            # A big page cache keeps the unique indexes (digest, public id) in memory
+            # while they grow; a crash mid-seed loses only demo data.
+            cursor.execute("PRAGMA cache_size = -1000000")
+            cursor.execute("PRAGMA synchronous = OFF")
+            cursor.execute("PRAGMA foreign_keys = OFF")  # outside a transaction only
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            restore = _drop_secondary(cursor, vendor, tables) if indexes else []
+            yield
+            for sql in restore:
+                cursor.execute(sql)
+            if vendor == "sqlite":
+                for table in tables:
+                    cursor.execute(f"PRAGMA foreign_key_check({table})")
+                    if cursor.fetchone() is not None:
+                        raise CommandError(f"Bulk rows break a foreign key of {table}.")
+    finally:
+        if vendor == "sqlite":
+            with connection.cursor() as cursor:
+                cursor.execute("PRAGMA foreign_keys = ON")
+
+
+def _drop_secondary(cursor, vendor: str, tables: list[str]) -> list[str]:
+    """Drop the secondary indexes (PostgreSQL: also unique and foreign-key constraints) of
+    ``tables``; returns the statements that create them again."""
+    restore = []
+    if vendor == "postgresql":
+        cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        cursor.execute(
+            "SELECT c.conrelid::regclass::text, c.conname, pg_get_constraintdef(c.oid)"
+            " FROM pg_constraint c WHERE c.contype IN ('u', 'f')"
+            " AND c.conrelid::regclass::text = ANY(%s)"
+            " ORDER BY c.contype DESC",  # unique ones first: foreign keys may need them
+            [tables],
+        )
+        constraints = cursor.fetchall()
+        cursor.execute(
+            "SELECT i.indexname, i.indexdef FROM pg_indexes i"
+            " WHERE i.schemaname = current_schema() AND i.tablename = ANY(%s)"
+            " AND i.indexname NOT IN (SELECT conname FROM pg_constraint)",
+            [tables],
+        )
+        plain = cursor.fetchall()
+        for table, name, _ in reversed(constraints):
+            cursor.execute(f'ALTER TABLE {table} DROP CONSTRAINT "{name}"')
+        for name, _ in plain:
+            cursor.execute(f'DROP INDEX "{name}"')
+        restore = [definition for _, definition in plain] + [
+            f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'
+            for table, name, definition in constraints
+        ]
+    elif vendor == "sqlite":
+        placeholders = ", ".join(["%s"] * len(tables))
+        query = f"SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL AND tbl_name IN ({placeholders})"  # noqa: E501, S608
+        cursor.execute(query, tables)
+        for name, definition in cursor.fetchall():
+            cursor.execute(f'DROP INDEX "{name}"')
+            restore.append(definition)
+    return restore
 
 
 def _insert(table: str, columns: str, rows: list[tuple]) -> None:
