@@ -5,7 +5,7 @@ from urllib.parse import unquote
 import pytest
 
 from tests.factories import ApiFactory, PlanFactory, make_token
-from tokens import gateway
+from tokens import crypto, gateway
 
 AUTH_URL = "/gateway/auth"
 
@@ -73,10 +73,13 @@ def test_missing_bearer_token_gets_401_with_a_bare_challenge(client, authorizati
     assert response["WWW-Authenticate"] == 'Bearer realm="token-portal"'
 
 
-@pytest.mark.parametrize("state", ["unknown", "malformed", "expired", "revoked", "empty"])
+@pytest.mark.parametrize("state", ["unknown", "typo", "malformed", "expired", "revoked", "empty"])
 def test_invalid_tokens_get_401_invalid_token(client, pay_plan, state):
     secret = {
-        "unknown": lambda: make_token(plans=[pay_plan])[1][:-1] + "0",
+        # Well formed, valid checksum, never issued.
+        "unknown": crypto.generate_token,
+        # One character changed: the checksum no longer matches.
+        "typo": lambda: _one_char_changed(make_token(plans=[pay_plan])[1]),
         "malformed": lambda: "tpk_short",
         "expired": lambda: make_token(plans=[pay_plan], expired=True)[1],
         "revoked": lambda: make_token(plans=[pay_plan], revoked=True)[1],
@@ -87,6 +90,11 @@ def test_invalid_tokens_get_401_invalid_token(client, pay_plan, state):
 
     assert response.status_code == 401
     assert response["WWW-Authenticate"] == 'Bearer realm="token-portal", error="invalid_token"'
+
+
+def _one_char_changed(secret: str) -> str:
+    last = secret[-1]
+    return secret[:-1] + ("1" if last == "0" else "0")
 
 
 def test_bearer_scheme_is_case_insensitive(client, pay_token):
