@@ -142,7 +142,7 @@ def wrk(base_url: str, mode: str, *, seconds: float, secrets: Path | None = None
         run_env["BENCH_SECRETS"] = str(secrets)
     before = load()
     done = subprocess.run(
-        [binary, "-t2", f"-c{CONNECTIONS}", f"-d{seconds}s", "-s", str(LUA), base_url],
+        [binary, "-t2", f"-c{CONNECTIONS}", f"-d{round(seconds)}s", "-s", str(LUA), base_url],
         env=run_env,
         capture_output=True,
         text=True,

@@ -14,3 +14,10 @@ ROOT_URLCONF = "bench.urls"
 if os.environ.get("BENCH_COLD_TOKENS"):
     _redis = CACHES["default"]["BACKEND"].endswith("RedisCache")  # noqa: F405
     CACHES["default"]["BACKEND"] = f"bench.cache.Cold{'Redis' if _redis else 'LocMem'}Cache"  # noqa: F405
+
+# Pages are measured in-process too (bench/lists.py), without a collectstatic step: the
+# manifest storage's lookup costs the same as this one's.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
