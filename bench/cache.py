@@ -8,7 +8,8 @@ database query.
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.locmem import LocMemCache
-from django.core.cache.backends.redis import RedisCache
+
+from portal.redis_cache import RedisCache
 
 _COLD = "gw:tok:"
 
