@@ -35,10 +35,11 @@ def main(argv=None) -> int:
         )
         elapsed = time.monotonic() - started
         count = next(line for line in out.splitlines() if "Demo platform ready" in line)
-        mark = "ok" if elapsed <= TARGET_S * args.tokens / 1_000_000 else "MISS"
+        # The target is for a million tokens; smaller runs only print their time.
+        mark = ("ok" if elapsed <= TARGET_S else "MISS") if args.tokens >= 1_000_000 else "--"
         common.say(
             f"  {mark} {backend}: seed_demo --tokens {args.tokens:,} in {elapsed:.1f} s "
-            f"(target ≤ {TARGET_S * args.tokens / 1_000_000:.0f} s; {count.strip()}) "
+            f"(target for 1,000,000: ≤ {TARGET_S} s; {count.strip()}) "
             f"(load before {before}, after {common.load()})"
         )
         common.drop_database(backend, name)
