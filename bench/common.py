@@ -1,9 +1,10 @@
 """What every bench command shares: data sets, servers on loopback, wrk, figures.
 
 Data sets are built once per (backend, size) under ``BENCH_DIR`` (SQLite files,
-PostgreSQL databases ``tp_bench_<size>``) and reused while their JSON of known secrets
-exists; delete it (or pass ``--fresh``) to rebuild. Servers are gunicorn with 2 sync
-workers (tests/e2e/servers.py); load is wrk from Debian's packages.
+PostgreSQL databases ``<BENCH_DB_PREFIX>_<size>``, ``tp_bench`` by default) and reused
+while their JSON of known secrets exists; delete it (or pass ``--fresh``) to rebuild.
+Servers are gunicorn with 2 sync workers (tests/e2e/servers.py); load is wrk from
+Debian's packages.
 """
 
 import contextlib
@@ -23,6 +24,9 @@ BASE_DIR = servers.BASE_DIR
 BENCH_DIR = Path(os.environ.get("BENCH_DIR", "/tmp/tp-bench"))
 PG_URL = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# Two benches running at once on one PostgreSQL server need different prefixes
+# (with different BENCH_DIRs): a data set is rebuilt by dropping its database.
+DB_PREFIX = os.environ.get("BENCH_DB_PREFIX", "tp_bench")
 WORKERS = 2
 CONNECTIONS = 16
 LUA = Path(__file__).resolve().parent / "lua" / "load.lua"
@@ -52,7 +56,7 @@ def database_url(backend: str, name: str) -> str:
 def portal_env(backend: str, size: int, **overrides) -> dict[str, str]:
     env = servers.portal_env(
         DJANGO_SETTINGS_MODULE="bench.settings",
-        DATABASE_URL=database_url(backend, f"tp_bench_{size}"),
+        DATABASE_URL=database_url(backend, f"{DB_PREFIX}_{size}"),
         TOKEN_PORTAL_ALLOW_DEMO="1",
         TOKEN_PORTAL_REQUIRE_MFA="0",
         DJANGO_LOG_LEVEL="WARNING",
@@ -98,7 +102,7 @@ def portal_dataset(backend: str, size: int, *, fresh=False) -> tuple[dict, dict]
     env = portal_env(backend, size)
     if fresh or not known.exists():
         say(f"  building the {backend} data set of {size:,} tokens (load {load()})")
-        create_database(backend, f"tp_bench_{size}")
+        create_database(backend, f"{DB_PREFIX}_{size}")
         manage("migrate", "--no-input", "-v0", env=env)
         started = time.monotonic()
         manage("seed_demo", "--tokens", str(size - 2000), "--quiet-login", env=env, timeout=1800)
@@ -118,11 +122,11 @@ def dot_dataset(backend: str, size: int, *, fresh=False) -> tuple[dict, dict]:
     }
     env.update(
         DJANGO_SETTINGS_MODULE="bench.dot.settings",
-        DOT_DATABASE_URL=database_url(backend, f"dot_bench_{size}"),
+        DOT_DATABASE_URL=database_url(backend, f"{DB_PREFIX}_dot_{size}"),
     )
     if fresh or not known.exists():
         say(f"  building the django-oauth-toolkit data set of {size:,} tokens")
-        create_database(backend, f"dot_bench_{size}")
+        create_database(backend, f"{DB_PREFIX}_dot_{size}")
         manage("migrate", "--no-input", "-v0", env=env)
         manage("dot_seed", "--tokens", str(size), "--out", str(known), env=env, timeout=1800)
     return env, json.loads(known.read_text())

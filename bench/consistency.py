@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     if args.smoke:
         args.pairs = 400
     common.say(f"consistency bench: {common.machine()}")
-    name = "tp_bench_consistency"
+    name = f"{common.DB_PREFIX}_consistency"
     env = common.portal_env(
         "postgresql",
         0,

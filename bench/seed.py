@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     if args.smoke:
         args.tokens = 10_000
     common.say(f"seed bench: {common.machine()}")
-    name = "tp_bench_seed"
+    name = f"{common.DB_PREFIX}_seed"
     for backend in args.backends:
         env = common.portal_env(backend, 0, DATABASE_URL=common.database_url(backend, name))
         common.create_database(backend, name)
