@@ -2,8 +2,8 @@
 
     .venv/bin/python -m bench.cpu [--size 10000] [--backend sqlite] [--requests 5000]
 
-Calls the WSGI application directly (the portal's full middleware stack, bench
-settings) and divides the process's CPU time by the requests: a figure that other
+Calls the WSGI application that gunicorn serves (``portal.wsgi``, bench settings)
+directly and divides the process's CPU time by the requests: a figure that other
 load on the machine barely moves, unlike wrk's throughput. Warm: cached answers;
 cold: the token cache never answers (bench/cache.py).
 """
@@ -23,9 +23,8 @@ MODES = ("bare", "gateway", "introspect")
 
 
 def worker(backend: str, size: int, requests: int) -> dict:
-    from django.core.wsgi import get_wsgi_application
+    from portal.wsgi import application as app  # what gunicorn serves
 
-    app = get_wsgi_application()
     known = json.loads((common.BENCH_DIR / f"{backend}-{size}.json").read_text())
     secrets = known["secrets"]
     gateway = known["gateway"]

@@ -350,14 +350,21 @@ def header_value(value: str) -> str:
     return quote(value, safe=_HEADER_SAFE)
 
 
-def _challenge(status: int, error: str | None = None) -> HttpResponse:
-    response = HttpResponse(status=status)
+class Answer(NamedTuple):
+    """A forward-auth answer: its status and headers (it never has a body)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+
+
+def _challenge(status: int, error: str | None = None) -> Answer:
     challenge = f'Bearer realm="{REALM}"'
     if error:
         challenge += f', error="{error}"'
-    response["WWW-Authenticate"] = challenge
-    response["Cache-Control"] = "no-store"
-    return response
+    return Answer(status, (("WWW-Authenticate", challenge), ("Cache-Control", "no-store")))
+
+
+_UNAVAILABLE = Answer(503, (("Retry-After", "1"), ("Cache-Control", "no-store")))
 
 
 def bearer_secret(authorization: str | None) -> str | None:
@@ -370,10 +377,13 @@ def bearer_secret(authorization: str | None) -> str | None:
     return credentials.strip()
 
 
-@csrf_exempt
-def forward_auth(request) -> HttpResponse:
-    """nginx ``auth_request``, Traefik ForwardAuth, Envoy ext_authz (HTTP); any method."""
-    secret = bearer_secret(request.META.get("HTTP_AUTHORIZATION"))
+def forward_auth_answer(authorization: str | None, original_uri: str | None, path: str) -> Answer:
+    """The forward-auth answer for a request's ``Authorization`` and original URI.
+
+    The one implementation behind ``forward_auth`` (Django's stack) and the WSGI fast
+    path (``tokens.fastpath``); ``path`` is the endpoint's own path, for the log.
+    """
+    secret = bearer_secret(authorization)
     if secret is None:
         return _challenge(401)
     if not crypto.looks_like_token(secret):
@@ -390,31 +400,47 @@ def forward_auth(request) -> HttpResponse:
         index = api_index(cached.get(cache.API_INDEX_VERSION_KEY))
     except DatabaseError:
         logger.exception("Gateway check failed: database unavailable")
-        response = HttpResponse(status=503)
-        response["Retry-After"] = "1"
-        return response
+        return _UNAVAILABLE
 
-    uri = request.META.get("HTTP_X_ORIGINAL_URI") or request.META.get("HTTP_X_FORWARDED_URI")
-    api_id = match_api(normalise_path(uri), index)
+    api_id = match_api(normalise_path(original_uri), index)
     grant = next((grant for grant in info.apis if grant.api_id == api_id), None)
     if grant is None:
-        response = _challenge(403, "insufficient_scope")
-        _log_scope_refusal(info, request.path)
-        # PortalSecurityMiddleware logs every other 403; this one is sampled above.
-        response.authz_logged = True
-        return response
+        # Sampled: a client calling an API its token lacks asks on every request.
+        _log_scope_refusal(info, path)
+        return _challenge(403, "insufficient_scope")
 
-    response = HttpResponse(status=200)
-    response["Cache-Control"] = "no-store"
-    response["X-Token-Id"] = info.public_id
-    response["X-Token-Client-Id"] = info.client_id
-    response["X-Token-App"] = header_value(info.app_name)
-    response["X-Token-Owner"] = header_value(info.owner)
-    response["X-Token-Api"] = header_value(grant.name)
-    response["X-Token-Api-Version"] = header_value(grant.version)
-    response["X-Token-Plan"] = header_value(grant.plan)
+    headers = [
+        ("Cache-Control", "no-store"),
+        ("X-Token-Id", info.public_id),
+        ("X-Token-Client-Id", info.client_id),
+        ("X-Token-App", header_value(info.app_name)),
+        ("X-Token-Owner", header_value(info.owner)),
+        ("X-Token-Api", header_value(grant.name)),
+        ("X-Token-Api-Version", header_value(grant.version)),
+        ("X-Token-Plan", header_value(grant.plan)),
+    ]
     if grant.rate_limit is not None:
-        response["X-Token-Rate-Limit"] = str(grant.rate_limit)
+        headers.append(("X-Token-Rate-Limit", str(grant.rate_limit)))
+    return Answer(200, tuple(headers))
+
+
+def original_uri(meta) -> str | None:
+    """The URI the gateway is asking about: nginx's ``X-Original-URI`` or Traefik's header."""
+    return meta.get("HTTP_X_ORIGINAL_URI") or meta.get("HTTP_X_FORWARDED_URI")
+
+
+@csrf_exempt
+def forward_auth(request) -> HttpResponse:
+    """nginx ``auth_request``, Traefik ForwardAuth, Envoy ext_authz (HTTP); any method."""
+    answer = forward_auth_answer(
+        request.META.get("HTTP_AUTHORIZATION"), original_uri(request.META), request.path
+    )
+    response = HttpResponse(status=answer.status)
+    for name, value in answer.headers:
+        response[name] = value
+    if answer.status == 403:
+        # PortalSecurityMiddleware logs every other 403; this one is sampled.
+        response.authz_logged = True
     return response
 
 

@@ -14,6 +14,7 @@ read from Django's own template, so the policy stays free of ``'unsafe-inline'``
 """
 
 import base64
+import contextvars
 import hashlib
 import ipaddress
 import logging
@@ -93,6 +94,26 @@ def client_address(meta: dict, trusted_proxies: int) -> str:
         return remote
 
 
+def begin_request(meta: dict, actor=None) -> contextvars.Token:
+    """Take the client address from a trusted proxy and open the security-log context.
+
+    Rewrites ``meta["REMOTE_ADDR"]`` behind ``TRUSTED_PROXY_COUNT`` proxies. The caller
+    resets ``request_context`` with the returned token when the request ends.
+    """
+    proxies = settings.TOKEN_PORTAL.get("TRUSTED_PROXY_COUNT", 0)
+    if proxies:
+        meta["REMOTE_ADDR"] = client_address(meta, proxies)
+    supplied_id = meta.get("HTTP_X_REQUEST_ID", "")
+    request_id = supplied_id if _REQUEST_ID_RE.match(supplied_id) else uuid.uuid4().hex
+    return request_context.set(
+        {
+            "remote_addr": meta.get("REMOTE_ADDR") or None,
+            "request_id": request_id,
+            "actor": actor,
+        }
+    )
+
+
 def _is_static(path: str) -> bool:
     static_url = "/" + settings.STATIC_URL.lstrip("/")
     return path.startswith(static_url) or path == "/favicon.ico"
@@ -103,18 +124,7 @@ class PortalSecurityMiddleware:
         self.get_response = get_response
 
     def __call__(self, request):
-        portal = settings.TOKEN_PORTAL
-        proxies = portal.get("TRUSTED_PROXY_COUNT", 0)
-        if proxies:
-            request.META["REMOTE_ADDR"] = client_address(request.META, proxies)
-        supplied_id = request.META.get("HTTP_X_REQUEST_ID", "")
-        request_id = supplied_id if _REQUEST_ID_RE.match(supplied_id) else uuid.uuid4().hex
-        context = {
-            "remote_addr": request.META.get("REMOTE_ADDR") or None,
-            "request_id": request_id,
-            "actor": lambda: _username(request),
-        }
-        reset = request_context.set(context)
+        reset = begin_request(request.META, actor=lambda: _username(request))
         try:
             response = self.get_response(request)
             if response.status_code == 403 and not getattr(response, "authz_logged", False):

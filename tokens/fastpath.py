@@ -1,0 +1,187 @@
+"""The WSGI entry of the gateway's per-request endpoints: Django's views, less Django's handler.
+
+Gateways call ``/gateway/auth`` (forward-auth) and ``/oauth/introspect/`` (RFC 7662) on
+every API request. Through Django's ``WSGIHandler`` each of them pays for work it never
+uses: the request-started and request-finished signals (on PostgreSQL with health
+checks on, one extra ``SELECT 1`` round trip per request that queries), the URL
+resolver, and every middleware of the site. ``GatewayFastPath`` wraps the Django
+application and answers these paths itself:
+
+- with **the same code**: forward-auth's answer is ``tokens.gateway.forward_auth_answer``
+  (the view ``forward_auth`` wraps the same function in an ``HttpResponse``), and
+  introspection is the view ``tokens.oauth.views.introspect`` itself;
+- with **the same middleware effects** as the full stack. Introspection runs behind the
+  middleware that precedes ``GatewayFastPathMiddleware`` in ``settings.MIDDLEWARE``
+  (the portal's security middleware and Django's ``SecurityMiddleware``: client
+  address, log context, security headers, HTTPS redirect, HSTS), each wrapped by
+  Django's exception-to-response conversion. Forward-auth, the hottest path, builds no
+  request or response object: it opens the same log context (``begin_request``) and
+  adds the headers that this very middleware adds, learnt once per scheme by running
+  it on a probe response; a request that the stack would redirect to HTTPS goes to
+  Django;
+- and it keeps the database connection healthy the way the signals would: a connection
+  that saw an error, left a transaction open or outlived ``CONN_MAX_AGE`` is checked
+  and closed after the request.
+
+Every other path goes to Django untouched. Under the test client (which has no WSGI
+entry) and ASGI, ``GatewayFastPathMiddleware`` routes the same paths to the same views.
+"""
+
+import io
+import logging
+import re
+import time
+from http import HTTPStatus
+
+from django.conf import settings
+from django.core.handlers.exception import convert_exception_to_response
+from django.core.handlers.wsgi import WSGIRequest
+from django.db import connections
+from django.http import HttpResponse
+from django.utils.module_loading import import_string
+
+from .gateway import forward_auth_answer, original_uri
+from .logging import request_context
+from .security import begin_request
+
+logger = logging.getLogger(__name__)
+
+FAST_PATH_MIDDLEWARE = "tokens.gateway.GatewayFastPathMiddleware"
+
+
+def outer_middleware() -> list[str]:
+    """The middleware that runs before the fast path in the full stack, outermost first."""
+    names = list(settings.MIDDLEWARE)
+    if FAST_PATH_MIDDLEWARE not in names:
+        return names
+    return names[: names.index(FAST_PATH_MIDDLEWARE)]
+
+
+def _release_connections() -> None:
+    """What ``close_old_connections`` does after a request, without its health checks.
+
+    Django's signal handler marks every connection for a health check (one round trip
+    before its next query) after every request. Here only a connection with a reason
+    to doubt it is checked: it saw an error, is not in autocommit mode, or is too old.
+    """
+    now = time.monotonic()
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None:
+            continue
+        if (
+            connection.errors_occurred
+            or connection.in_atomic_block
+            or (connection.close_at is not None and now >= connection.close_at)
+            or connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]
+        ):
+            connection.close_if_unusable_or_obsolete()
+
+
+def _chain(view):
+    """``view`` behind the outer middleware, as Django's handler would build it."""
+    handler = convert_exception_to_response(view)
+    for name in reversed(outer_middleware()):
+        handler = convert_exception_to_response(import_string(name)(handler))
+    return handler
+
+
+def is_secure(environ: dict) -> bool:
+    """``HttpRequest.is_secure()`` of this request, without building the request."""
+    if settings.SECURE_PROXY_SSL_HEADER:
+        header, secure_value = settings.SECURE_PROXY_SSL_HEADER
+        value = environ.get(header)
+        if value is not None:
+            return value.split(",", 1)[0].strip() == secure_value
+    return environ.get("wsgi.url_scheme") == "https"
+
+
+def _redirects_to_https(path: str, secure: bool) -> bool:
+    """Whether Django's ``SecurityMiddleware`` would redirect this request to HTTPS."""
+    if secure or not settings.SECURE_SSL_REDIRECT:
+        return False
+    exempt = [re.compile(pattern) for pattern in settings.SECURE_REDIRECT_EXEMPT]
+    return not any(pattern.search(path.lstrip("/")) for pattern in exempt)
+
+
+def middleware_headers(path: str, secure: bool) -> tuple[tuple[str, str], ...]:
+    """The headers the outer middleware gives a bodiless, no-store answer at ``path``.
+
+    Learnt by running that middleware on a probe request and response, so the fast
+    path's answers carry exactly what the full stack's would (CSP, HSTS, nosniff, …).
+    """
+    probe = HttpResponse(status=200)
+    probe["Cache-Control"] = "no-store"
+    own = {name.lower() for name in probe.headers}
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": path,
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": "443" if secure else "80",
+        "wsgi.url_scheme": "https" if secure else "http",
+        "wsgi.input": io.BytesIO(),
+    }
+    response = _chain(lambda request: probe)(WSGIRequest(environ))
+    added = tuple((name, value) for name, value in response.items() if name.lower() not in own)
+    return (("Content-Type", probe["Content-Type"]), *added)
+
+
+_STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
+
+
+class GatewayFastPath:
+    """WSGI middleware: answers the gateway's endpoints before Django's handler."""
+
+    def __init__(self, application):
+        from .oauth.views import introspect
+
+        self.application = application
+        self.forward_auth_paths = {"/gateway/auth", "/gateway/auth/"}
+        self.views = {"/oauth/introspect/": _chain(introspect)}
+        self._headers: dict[tuple[str, bool], tuple | None] = {}
+
+    def __call__(self, environ, start_response):
+        path = environ.get("PATH_INFO", "")
+        if path in self.forward_auth_paths:
+            return self.forward_auth(environ, start_response, path)
+        view = self.views.get(path)
+        if view is None:
+            return self.application(environ, start_response)
+        request = WSGIRequest(environ)
+        try:
+            response = view(request)
+        finally:
+            request.close()
+            _release_connections()
+        headers = list(response.items())
+        headers.extend(("Set-Cookie", c.output(header="")) for c in response.cookies.values())
+        start_response(_STATUS_LINES[response.status_code], headers)
+        return [response.content]
+
+    def _middleware_headers(self, path: str, secure: bool) -> tuple | None:
+        key = (path, secure)
+        if key not in self._headers:
+            redirect = _redirects_to_https(path, secure)
+            self._headers[key] = None if redirect else middleware_headers(path, secure)
+        return self._headers[key]
+
+    def forward_auth(self, environ, start_response, path):
+        extra = self._middleware_headers(path, is_secure(environ))
+        if extra is None:  # the full stack answers with its redirect to HTTPS
+            return self.application(environ, start_response)
+        reset = begin_request(environ)
+        try:
+            answer = forward_auth_answer(
+                environ.get("HTTP_AUTHORIZATION"),
+                original_uri(environ),
+                environ.get("SCRIPT_NAME", "") + path,
+            )
+            status, headers = answer.status, [*answer.headers, *extra]
+        except Exception:
+            logger.exception("Gateway check failed")
+            status, headers = 500, [("Cache-Control", "no-store"), *extra]
+        finally:
+            request_context.reset(reset)
+            _release_connections()
+        headers.append(("Content-Length", "0"))
+        start_response(_STATUS_LINES[status], headers)
+        return [b""]
