@@ -62,17 +62,17 @@ def _release_connections() -> None:
 
     Django's signal handler marks every connection for a health check (one round trip
     before its next query) after every request. Here only a connection with a reason
-    to doubt it is checked: it saw an error, is not in autocommit mode, or is too old.
+    to doubt it is checked and closed if need be: it saw an error, or it has outlived
+    ``CONN_MAX_AGE``. A connection inside an atomic block belongs to a transaction that
+    encloses the request (a test's: the views here never leave one open) and is left
+    alone, as Django's test client leaves it.
     """
     now = time.monotonic()
     for connection in connections.all(initialized_only=True):
-        if connection.connection is None:
+        if connection.connection is None or connection.in_atomic_block:
             continue
-        if (
-            connection.errors_occurred
-            or connection.in_atomic_block
-            or (connection.close_at is not None and now >= connection.close_at)
-            or connection.get_autocommit() != connection.settings_dict["AUTOCOMMIT"]
+        if connection.errors_occurred or (
+            connection.close_at is not None and now >= connection.close_at
         ):
             connection.close_if_unusable_or_obsolete()
 
