@@ -34,4 +34,5 @@ class ColdLocMemCache(ColdTokensMixin, LocMemCache):
 
 
 class ColdRedisCache(ColdTokensMixin, RedisCache):
-    pass
+    def read(self, keys, counter=None):  # the lean reader (portal/redis_cache.py)
+        return super().read([key for key in keys if not key.startswith(_COLD)], counter)

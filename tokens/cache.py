@@ -90,19 +90,42 @@ def purge_api_index() -> None:
 
 def read(key: str):
     """The cached value, or ``PURGED`` when the cache cannot be reached (go to the database)."""
-    try:
-        return cache.get(key)
-    except Exception as error:
-        logger.warning("Cache unreachable, answering from the database: %r", error)
-        return PURGED
+    return read_many([key]).get(key)
 
 
 def read_many(keys: list[str]) -> dict:
+    """The cached values of ``keys`` (one round trip); all ``PURGED`` if unreachable."""
+    return count_and_read(None, keys)[1]
+
+
+def count(key: str, timeout: int) -> int:
+    """Increment the counter ``key`` (created for ``timeout`` seconds); raises if unreachable."""
+    lean = getattr(cache, "read", None)  # portal.redis_cache.RedisCache: one round trip
+    if lean is not None:
+        return lean([], (key, timeout))[1]
     try:
-        return cache.get_many(keys)
-    except Exception as error:
+        return cache.incr(key)
+    except ValueError:  # no counter yet (or another request's, just now)
+        return 1 if cache.add(key, 1, timeout) else cache.incr(key)
+
+
+def count_and_read(counter: tuple[str, int] | None, keys: list[str]) -> tuple[int | None, dict]:
+    """Increment ``counter`` (``(key, timeout)``, or None) and read ``keys``, together.
+
+    With Redis both go in one round trip. When the cache cannot be reached, the count
+    is None and every key reads ``PURGED``: callers let the request through to the
+    database, which is always right, only slower.
+    """
+    try:
+        lean = getattr(cache, "read", None)
+        if lean is not None:
+            values, counted = lean(keys, counter)
+            return counted, values
+        counted = None if counter is None else count(*counter)
+        return counted, cache.get_many(keys) if keys else {}
+    except Exception as error:  # any backend error: Redis down, timeout, …
         logger.warning("Cache unreachable, answering from the database: %r", error)
-        return dict.fromkeys(keys, PURGED)
+        return None, dict.fromkeys(keys, PURGED)
 
 
 def populate(key: str, value, timeout: int, *, started: float) -> None:

@@ -8,9 +8,11 @@ as ``{scope: "N/s" | "N/m" | "N/h"}``; a missing or empty limit means no limit.
 import logging
 import math
 import time
+from typing import NamedTuple
 
 from django.conf import settings
-from django.core.cache import cache
+
+from . import cache
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,33 @@ def parse_limit(limit: str) -> tuple[int, int]:
     return int(count), _PERIODS[period.strip().lower()[:1]]
 
 
+class Window(NamedTuple):
+    """The current fixed window of one client in one scope."""
+
+    key: str  # its counter in the cache
+    allowed: int
+    period: int  # seconds
+    started: float  # time.time() when it was asked for
+
+    def retry_after(self, count: int | None) -> int | None:
+        """None while ``count`` is within the limit (or unknown), else seconds to wait."""
+        if count is None or count <= self.allowed:
+            return None
+        window = int(self.started // self.period)
+        return max(1, math.ceil((window + 1) * self.period - self.started))
+
+
+def window(scope: str, client: str) -> Window | None:
+    """The window to count a request of ``client`` in ``scope``; None if it has no limit."""
+    limit = settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(scope)
+    if not limit:
+        return None
+    allowed, period = parse_limit(limit)
+    now = time.time()
+    key = f"rl:{scope}:{int(now // period)}:{client}"
+    return Window(key, allowed, period, now)
+
+
 def retry_after(scope: str, client: str) -> int | None:
     """Count one request of ``client`` against ``scope``.
 
@@ -30,21 +59,12 @@ def retry_after(scope: str, client: str) -> int | None:
     ``Retry-After``). A cache outage lets requests through: it must not take the
     endpoints down with it.
     """
-    limit = settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(scope)
-    if not limit:
+    current = window(scope, client)
+    if current is None:
         return None
-    allowed, period = parse_limit(limit)
-    now = time.time()
-    window = int(now // period)
-    key = f"rl:{scope}:{window}:{client}"
     try:
-        try:
-            count = cache.incr(key)  # one round trip for all but a window's first request
-        except ValueError:  # no counter yet in this window (or another request's, just now)
-            count = 1 if cache.add(key, 1, period + 1) else cache.incr(key)
+        counted = cache.count(current.key, current.period + 1)
     except Exception as error:
         logger.warning("Rate limit not applied, cache unreachable: %r", error)
         return None
-    if count <= allowed:
-        return None
-    return max(1, math.ceil((window + 1) * period - now))
+    return current.retry_after(counted)
