@@ -11,8 +11,10 @@ whose ``close_old_connections`` closes a connection found inside a transaction (
 failure tests need real connections, not a test transaction.
 """
 
+import copy
 import io
 import json
+import logging
 from collections import Counter
 from typing import NamedTuple
 from urllib.parse import urlencode
@@ -20,12 +22,15 @@ from urllib.parse import urlencode
 import pytest
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
 
 from portal.wsgi import application, django_application
 from tests.factories import PlanFactory, make_token
 from tests.oauth_helpers import FORM, basic, make_client
-from tokens import crypto
+from tokens import crypto, gateway, services
 from tokens.fastpath import GatewayFastPath
+from tokens.logging import JsonFormatter, SecretMaskingFilter, request_context
+from tokens.security import PERMISSIONS_POLICY, content_security_policy
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -377,3 +382,345 @@ def test_the_fast_path_answers_exactly_as_djangos_full_stack(world, case):
     _assert_expected(full, case)
     assert_same_answer(cold, full)
     assert_same_answer(warm, full)
+
+
+# --- 2. HTTPS and proxies ------------------------------------------------------------
+
+
+def _active_case(world: World, endpoint: str) -> Case:
+    if endpoint == "gateway-auth":
+        return _active(world)
+    return _introspect_active(world)
+
+
+def _over_tls_proxy(request: dict) -> dict:
+    """``request`` as a TLS-terminating proxy forwards it: plain HTTP, X-Forwarded-Proto."""
+    return {**request, "headers": {**request["headers"], "X-Forwarded-Proto": "https"}}
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_hsts_behind_a_tls_proxy_is_the_full_stacks(world, settings, endpoint):
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    settings.SECURE_HSTS_SECONDS = 3600
+    settings.SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    settings.SECURE_HSTS_PRELOAD = False
+    fast, full = fresh_applications()
+    case = _active_case(world, endpoint)
+    secure, plain = _over_tls_proxy(case.request), case.request
+
+    # Secure, plain, secure again: what one scheme taught the fast path must not leak
+    # into the other's answers.
+    for request, hsts in ((secure, "max-age=3600; includeSubDomains"), (plain, None)) * 2:
+        fast_reply, full_reply = call(fast, **request), call(full, **request)
+
+        assert full_reply.status == "200 OK"
+        assert full_reply.header("Strict-Transport-Security") == hsts
+        assert_same_answer(fast_reply, full_reply)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "location"),
+    [
+        ("gateway-auth", "https://localhost/gateway/auth"),
+        ("introspect", "https://localhost/oauth/introspect/"),
+    ],
+)
+def test_plain_http_under_ssl_redirect_gets_djangos_redirect(world, settings, endpoint, location):
+    settings.SECURE_SSL_REDIRECT = True
+    fast, full = fresh_applications()
+    case = _active_case(world, endpoint)
+
+    fast_reply, full_reply = call(fast, **case.request), call(full, **case.request)
+
+    assert full_reply.status == "301 Moved Permanently"
+    assert full_reply.header("Location") == location
+    assert_same_answer(fast_reply, full_reply)
+    # The same request over TLS (the proxy says so) is answered.
+    secure = _over_tls_proxy(case.request)
+    fast_reply, full_reply = call(fast, **secure), call(full, **secure)
+    assert full_reply.status == "200 OK"
+    assert_same_answer(fast_reply, full_reply)
+
+
+def test_a_check_exempt_from_the_ssl_redirect_is_answered_over_plain_http(world, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_REDIRECT_EXEMPT = [r"^gateway/auth"]
+    fast, full = fresh_applications()
+
+    for path in (AUTH, AUTH + "/"):
+        case = _active(world, path=path)
+        fast_reply, full_reply = call(fast, **case.request), call(full, **case.request)
+
+        _assert_expected(full_reply, case)
+        assert_same_answer(fast_reply, full_reply)
+    # Introspection is not exempt: still redirected, by both.
+    case = _introspect_active(world)
+    fast_reply, full_reply = call(fast, **case.request), call(full, **case.request)
+    assert full_reply.status == "301 Moved Permanently"
+    assert_same_answer(fast_reply, full_reply)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason=(
+        "tokens/fastpath.py _redirects_to_https matches SECURE_REDIRECT_EXEMPT against "
+        "PATH_INFO; Django's SecurityMiddleware matches request.path, which includes "
+        "SCRIPT_NAME: mounted under a prefix, the fast path answers a check Django redirects"
+    ),
+)
+def test_the_redirect_exemption_sees_the_script_name_as_django_does(world, settings):
+    settings.SECURE_SSL_REDIRECT = True
+    settings.SECURE_REDIRECT_EXEMPT = [r"^gateway/auth"]
+    fast, full = fresh_applications()
+    case = _active(world, script_name="/portal")
+
+    full_reply = call(full, **case.request)
+    if full_reply.status != "301 Moved Permanently":  # not the expected failure: fail for real
+        pytest.fail(f"Django's stack answered {full_reply.status}, not its redirect")
+    fast_reply = call(fast, **case.request)
+
+    assert fast_reply.status == full_reply.status
+    assert_same_answer(fast_reply, full_reply)
+
+
+# --- 3. security headers ---------------------------------------------------------------
+
+
+def _break_the_token_query(monkeypatch) -> None:
+    """Every cold check's database read fails, as with a lost or overloaded database."""
+    monkeypatch.setattr(
+        gateway, "_load_sql", lambda: "SELECT id FROM tp_no_such_table WHERE digest = %s"
+    )
+
+
+@pytest.mark.parametrize(
+    ("answer", "status"),
+    [
+        ("gateway-auth: active", "200 OK"),
+        ("gateway-auth: never issued", "401 Unauthorized"),
+        ("gateway-auth: no matching API", "403 Forbidden"),
+        ("gateway-auth: database down", "503 Service Unavailable"),
+        ("introspect: active", "200 OK"),
+        ("introspect: wrong client secret", "401 Unauthorized"),
+        ("introspect: database down", "503 Service Unavailable"),
+    ],
+)
+def test_every_fast_path_answer_carries_the_security_headers(world, monkeypatch, answer, status):
+    endpoint, _, what = answer.partition(": ")
+    if what == "database down":
+        _break_the_token_query(monkeypatch)
+    secret = (
+        crypto.generate_token() if what == "never issued" else make_token(plans=[world.plan])[1]
+    )
+    auth = gateway_auth(world)
+    if what == "wrong client secret":
+        auth = (auth[0], auth[1][:-1] + "x")
+    if endpoint == "gateway-auth":
+        request = check_request(secret, uri="/other" if what == "no matching API" else "/pay")
+    else:
+        request = introspect_request({"token": secret}, auth)
+
+    reply = call(application, **request)
+
+    assert reply.status == status
+    assert {name: reply.header(name) for name in SECURITY_HEADERS} == {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(),
+    }
+
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": None,  # content_security_policy(), read in the test
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": PERMISSIONS_POLICY,
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+# --- 4. revocation -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_a_revoked_token_is_refused_at_once_by_the_fast_path(
+    world, endpoint, django_assert_num_queries
+):
+    token, secret = make_token(plans=[world.plan])
+    if endpoint == "gateway-auth":
+        request = check_request(secret)
+    else:
+        request = introspect_request({"token": secret}, gateway_auth(world))
+    cache.clear()  # the apps' creation left purge markers, which keep answers out of it
+    assert call(application, **request).status == "200 OK"
+    with django_assert_num_queries(0):  # answered from the cache now
+        assert call(application, **request).status == "200 OK"
+
+    services.token_revoke(token=token, actor=None, reason="leaked")
+
+    for _ in range(2):  # the first refusal, and the one it may have cached
+        refused = call(application, **request)
+        if endpoint == "gateway-auth":
+            assert refused.status == "401 Unauthorized"
+            assert refused.header("WWW-Authenticate") == INVALID_TOKEN
+            assert refused.header("X-Token-Id") is None
+        else:
+            assert refused.status == "200 OK"
+            assert refused.body == b'{"active": false}'
+
+
+# --- 5. failures ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_a_database_error_in_a_cold_check_answers_503_as_django_does(world, monkeypatch, endpoint):
+    _, secret = make_token(plans=[world.plan])
+    if endpoint == "gateway-auth":
+        request = check_request(secret)
+    else:
+        request = introspect_request({"token": secret}, gateway_auth(world))
+    _break_the_token_query(monkeypatch)
+
+    fast_reply = call(application, **request)
+    full_reply = call(django_application, **request)
+
+    assert fast_reply.status == "503 Service Unavailable"
+    assert fast_reply.header("Retry-After") == "1"
+    assert_same_answer(fast_reply, full_reply)
+    exposed = fast_reply.body.decode() + repr(fast_reply.headers)
+    for leak in (secret, "Traceback", "tp_no_such_table", "SELECT"):
+        assert leak not in exposed
+    if endpoint == "introspect":
+        assert json.loads(fast_reply.body)["error"] == "temporarily_unavailable"
+    else:
+        assert fast_reply.body == b""
+
+
+def test_an_unexpected_error_answers_500_and_logs_no_secret(world, monkeypatch, caplog):
+    _, secret = make_token(plans=[world.plan])
+
+    def broken(authorization, original_uri, path):
+        # The worst case: an error whose message carries the credential.
+        raise RuntimeError(f"cannot check {authorization}")
+
+    monkeypatch.setattr("tokens.fastpath.forward_auth_answer", broken)
+
+    with caplog.at_level(logging.INFO):
+        reply = call(application, **check_request(secret))
+
+    assert reply.status == "500 Internal Server Error"
+    assert reply.body == b""
+    assert secret not in repr(reply.headers)
+    assert {name: reply.header(name) for name in SECURITY_HEADERS} == {
+        **SECURITY_HEADERS,
+        "Content-Security-Policy": content_security_policy(),
+    }
+    errors = [r for r in caplog.records if r.name == "tokens.fastpath" and r.exc_info]
+    assert len(errors) == 1
+    assert errors[0].levelno == logging.ERROR
+    # As the project's handlers write them (masking filter, JSON formatter).
+    for record in caplog.records:
+        written = copy.copy(record)
+        SecretMaskingFilter().filter(written)
+        line = JsonFormatter().format(written)
+        assert secret not in record.getMessage()
+        assert secret not in line
+    assert "RuntimeError" in JsonFormatter().format(copy.copy(errors[0]))
+    assert request_context.get() is None  # the log context was closed all the same
+
+
+def _terminate_own_connection(monkeypatch) -> None:
+    """The check's query kills its own database session, as a database restart would."""
+    monkeypatch.setattr(
+        gateway,
+        "_load_sql",
+        lambda: "SELECT pg_terminate_backend(pg_backend_pid()) WHERE %s::text IS NOT NULL",
+    )
+
+
+@pytest.mark.parametrize("failure", ["query error", "connection lost"])
+@pytest.mark.parametrize("app", ["fast path", "django"])
+def test_after_a_database_error_the_next_check_is_answered(world, monkeypatch, failure, app):
+    if failure == "connection lost" and connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: SQLite has no server session to lose")
+    app = application if app == "fast path" else django_application
+    _, first = make_token(plans=[world.plan])
+    _, second = make_token(plans=[world.plan])
+    with monkeypatch.context() as patch:
+        if failure == "query error":
+            _break_the_token_query(patch)
+        else:
+            _terminate_own_connection(patch)
+        assert call(app, **check_request(first)).status == "503 Service Unavailable"
+
+    reply = call(app, **check_request(second))
+
+    assert reply.status == "200 OK"
+    assert call(app, **check_request(first)).status == "200 OK"
+
+
+# --- 6. log context ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("event", "uri", "revoked"),
+    [
+        ("authz_fail", "/other/x", False),
+        ("authn_token_reuse", "/pay/charges", True),
+    ],
+)
+def test_security_events_carry_the_proxied_client_and_the_request_id(
+    world, settings, caplog, event, uri, revoked
+):
+    settings.TOKEN_PORTAL = {**settings.TOKEN_PORTAL, "TRUSTED_PROXY_COUNT": 1}
+    fast, full = fresh_applications()
+    headers = {
+        # The left entry is the client's to forge; the proxy appended the right one.
+        "X-Forwarded-For": "198.51.100.66, 203.0.113.7",
+        "X-Request-ID": "gw-req.42",
+    }
+
+    def logged_by(app):
+        token, secret = make_token(plans=[world.plan], revoked=revoked)  # fresh: not sampled
+        cache.clear()  # a cold check
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="tokens.security"):
+            call(app, **check_request(secret, uri=uri, headers=headers), remote_addr="10.0.0.2")
+        records = [r for r in caplog.records if r.getMessage() == event]
+        assert len(records) == 1
+        return token, records[0].security
+
+    token, fields = logged_by(fast)
+
+    assert fields["event"] == event
+    assert fields["remote_addr"] == "203.0.113.7"
+    assert fields["request_id"] == "gw-req.42"
+    assert fields["token_id"] == str(token.public_id)
+    assert request_context.get() is None
+    reference_token, reference = logged_by(full)
+    assert {**fields, "token_id": None} == {**reference, "token_id": None}
+
+
+# --- 7. other paths ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", "/tokens/"),
+        ("GET", "/gateway/authz"),
+        ("GET", "/gateway/auth/x"),
+        ("GET", "/oauth/introspect"),
+        ("POST", "/oauth/token/"),
+    ],
+)
+def test_other_paths_are_djangos_answer_untouched(world, method, path):
+    fast_reply = call(application, path, method=method)
+    full_reply = call(django_application, path, method=method)
+
+    assert_same_answer(fast_reply, full_reply)
+    if path == "/tokens/":
+        assert full_reply.status == "302 Found"
+        assert full_reply.header("Location") == "/accounts/login/?next=/tokens/"
