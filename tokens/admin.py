@@ -15,14 +15,17 @@ from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.translation import gettext
 
 from . import crypto, services
 from .models import (
@@ -32,6 +35,7 @@ from .models import (
     AuditEvent,
     Plan,
     Subscription,
+    TokenApi,
     TokenStatus,
 )
 from .pagination import EstimatedCountPaginator
@@ -148,6 +152,23 @@ class SecretSafeSearchMixin:
 # --- Access tokens -------------------------------------------------------------------
 
 
+class TokenChangeList(ChangeList):
+    """Ties of a sorted column are broken by the id in the column's direction (admin's
+    own tiebreak is always ``-pk``), so that one index ``(column, id)`` serves both
+    directions: no sort of the 400,000 tokens that never expire, or of tied owners."""
+
+    def _get_deterministic_ordering(self, ordering):
+        ordering = super()._get_deterministic_ordering(ordering)
+        if len(ordering) > 1 and ordering[-1] == "-pk":
+            first = ordering[0]
+            descending = getattr(first, "descending", None)
+            if descending is None:
+                descending = str(first).startswith("-")
+            if not descending:
+                ordering[-1] = "pk"
+        return ordering
+
+
 class StatusFilter(admin.SimpleListFilter):
     title = "status"
     parameter_name = "status"
@@ -169,9 +190,11 @@ class ApiFilter(admin.SimpleListFilter):
         return [(api.pk, str(api)) for api in Api.objects.all()]
 
     def queryset(self, request, queryset):
-        # One plan per API per token: the join cannot duplicate a token.
+        # EXISTS, not a join: the list's sort index finds a page of linked tokens at once,
+        # where SQLite would read every link of the API through a join, then sort them.
         if (self.value() or "").isdigit():
-            return queryset.filter(api_links__api_id=self.value())
+            links = TokenApi.objects.filter(token=OuterRef("pk"), api_id=self.value())
+            return queryset.filter(Exists(links))
         return queryset
 
 
@@ -186,7 +209,8 @@ class PlanFilter(admin.SimpleListFilter):
 
     def queryset(self, request, queryset):
         if (self.value() or "").isdigit():
-            return queryset.filter(api_links__plan_id=self.value())
+            links = TokenApi.objects.filter(token=OuterRef("pk"), plan_id=self.value())
+            return queryset.filter(Exists(links))
         return queryset
 
 
@@ -305,6 +329,19 @@ class AccessTokenAdmin(
 
     def get_queryset(self, request):
         return super().get_queryset(request).with_list_columns()
+
+    def get_changelist(self, request, **kwargs):
+        return TokenChangeList
+
+    def action_checkbox(self, token):
+        # Admin's own renders a CheckboxInput through the template engine, 50 times a
+        # page; this writes the same element.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(token.pk),
+            format_html(gettext("Select this object for an action - {}"), str(token)),
+        )
 
     def get_search_results(self, request, queryset, search_term):
         # The domain's quick search: owner, app, extra-field value, code prefix, and a

@@ -5,8 +5,9 @@ import uuid
 
 from django.conf import settings
 from django.core.validators import RegexValidator
-from django.db import models
+from django.db import connections, models
 from django.db.models import Q
+from django.db.models.expressions import RawSQL
 from django.urls import reverse
 from django.utils import timezone
 
@@ -16,6 +17,48 @@ base_path_validator = RegexValidator(
     r"^/[A-Za-z0-9._~\-/]*$",
     "A base path starts with “/” and holds only letters, digits and . _ ~ - /.",
 )
+
+
+# SQLite: the FTS5 trigram index of the tokens' owner and extra-field text (migration
+# 0006, kept in step by triggers). It stores which rows hold each 3-character sequence.
+SEARCH_TABLE = "tokens_accesstoken_search"
+# Up to this many candidates, a text search reads them through the index (as many as the
+# list counts exactly: tokens.pagination); beyond it, the text is common (see search()).
+SEARCH_CANDIDATES_LIMIT = 10_000
+# Trigrams looked up per searched text: each costs a read of every row holding it, and
+# a few already narrow a text down to its rows.
+SEARCH_TRIGRAMS = 4
+_search_index_present: dict[tuple[str, str], bool] = {}
+
+
+def _has_search_index(alias: str) -> bool:
+    """Whether the SQLite database has the FTS5 search table (its SQLite may lack FTS5)."""
+    connection = connections[alias]
+    key = (alias, str(connection.settings_dict["NAME"]))
+    if key not in _search_index_present:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1 FROM sqlite_master WHERE name = %s", [SEARCH_TABLE])
+            _search_index_present[key] = cursor.fetchone() is not None
+    return _search_index_present[key]
+
+
+def _fts_match(texts: list[str]) -> str | None:
+    """An FTS5 query for rows holding any of ``texts`` (each as a few of its trigrams,
+    all of them), or None where the index cannot help (a text under 3 characters)."""
+    alternatives = []
+    for text in dict.fromkeys(texts):
+        if len(text) < 3 or "\x00" in text:
+            return None
+        # Non-overlapping trigrams first: they say more about the text than neighbours.
+        starts = list(range(0, len(text) - 2, 3))
+        if starts[-1] != len(text) - 3:
+            starts.append(len(text) - 3)
+        step = max(1, len(starts) // SEARCH_TRIGRAMS)
+        chosen = starts[::step][: SEARCH_TRIGRAMS - 1] + [starts[-1]]
+        trigrams = dict.fromkeys(text[i : i + 3].lower() for i in chosen)
+        phrases = " AND ".join('"{}"'.format(t.replace('"', '""')) for t in trigrams)
+        alternatives.append(f"({phrases})")
+    return " OR ".join(alternatives)
 
 
 class Api(models.Model):
@@ -137,24 +180,78 @@ class AccessTokenQuerySet(models.QuerySet):
         return self.filter(digest=crypto.digest(secret))
 
     def search(self, query: str):
-        """Quick search: a pasted full token, a code prefix, or owner/app/extra-field text."""
+        """Quick search: a pasted full token, a code prefix, or owner/app/extra-field text.
+
+        Owner and extra fields match anywhere, case-insensitively (``icontains``); the app
+        by its name, looked up first in its own small table, so that the whole condition
+        is on the token table, where its indexes can serve it: pg_trgm on PostgreSQL, the
+        FTS5 trigram index of migration 0006 on SQLite (``_sqlite_text_search``).
+        """
         query = query.strip()
         if not query:
             return self
         if crypto.looks_like_token(query):
             return self.by_secret(query)
         if query.startswith(crypto.TOKEN_PREFIX):
-            return self.filter(prefix__startswith=query[: crypto.DISPLAY_PREFIX_LENGTH])
+            return self.with_code_prefix(query[: crypto.DISPLAY_PREFIX_LENGTH])
         # Extra fields are matched in their stored JSON text, where quotes and backslashes
         # are escaped and, on SQLite, non-ASCII letters are \uXXXX: look for those forms too.
-        in_extra_fields = Q()
-        for text in dict.fromkeys(
-            [query, json.dumps(query)[1:-1], json.dumps(query, ensure_ascii=False)[1:-1]]
-        ):
-            in_extra_fields |= Q(extra_fields__icontains=text)
-        return self.filter(
-            Q(owner__icontains=query) | Q(app__name__icontains=query) | in_extra_fields
+        texts = list(
+            dict.fromkeys(
+                [query, json.dumps(query)[1:-1], json.dumps(query, ensure_ascii=False)[1:-1]]
+            )
         )
+        in_text = Q(owner__icontains=query)
+        for text in texts:
+            in_text |= Q(extra_fields__icontains=text)
+        app_ids = list(App.objects.filter(name__icontains=query).values_list("pk", flat=True))
+        if app_ids:
+            # Tokens of a matching app are many: the list's sort index finds a page of
+            # them at once, with no text index needed.
+            return self.filter(in_text | Q(app_id__in=app_ids))
+        if connections[self.db].vendor == "sqlite":
+            return self._sqlite_text_search(query, texts, in_text)
+        return self.filter(in_text)
+
+    def with_code_prefix(self, prefix: str):
+        """Tokens whose code starts with ``prefix``, case-sensitively, as codes are."""
+        if connections[self.db].vendor != "sqlite" or not prefix:
+            return self.filter(prefix__startswith=prefix)
+        # SQLite's LIKE (what startswith becomes) is case-insensitive and, with Django's
+        # ESCAPE clause, never uses an index: a range of the binary-collated index is.
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if ord(prefix[-1]) < 0x10FFFF else None
+        if upper is None:
+            return self.filter(prefix__startswith=prefix)
+        return self.filter(prefix__gte=prefix, prefix__lt=upper)
+
+    def _sqlite_text_search(self, query: str, texts: list[str], in_text: Q):
+        """The owner/extra-field search on SQLite, through the FTS5 trigram index.
+
+        The index finds candidates (rows holding all of a few trigrams of the text); the
+        ``icontains`` condition is then checked on them as before, so the rows found are
+        exactly those of a plain scan. A text found in few rows (at most
+        ``SEARCH_CANDIDATES_LIMIT``) is read through the index; a common one is not: the
+        list's sort index meets matching rows at once, while SQLite would fetch and sort
+        every candidate.
+        """
+        match = _fts_match([query, *texts])
+        if match is None or not _has_search_index(self.db):
+            return self.filter(in_text)
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                f"SELECT count(*) FROM (SELECT rowid FROM {SEARCH_TABLE} "  # noqa: S608
+                f"WHERE {SEARCH_TABLE} MATCH %s LIMIT %s)",
+                [match, SEARCH_CANDIDATES_LIMIT + 1],
+            )
+            (candidates,) = cursor.fetchone()
+        if candidates > SEARCH_CANDIDATES_LIMIT:
+            return self.filter(in_text)
+        # The table name is a constant; the text is a parameter.
+        found = RawSQL(  # noqa: S611
+            f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s",  # noqa: S608
+            [match],
+        )
+        return self.filter(in_text, pk__in=found)
 
     def with_list_columns(self):
         return self.select_related("app").prefetch_related(
@@ -184,7 +281,9 @@ class AccessToken(models.Model):
         related_name="+",
     )
     expires_at = models.DateTimeField(null=True, blank=True)
-    revoked_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Indexed for the revoked tokens only, in Meta.indexes: an index of every NULL would
+    # tempt SQLite's planner to read the unrevoked 93 % of a big table through it.
+    revoked_at = models.DateTimeField(null=True, blank=True)
     revoked_by = models.CharField(max_length=200, blank=True)
     revocation_reason = models.TextField(blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
@@ -206,6 +305,12 @@ class AccessToken(models.Model):
             models.Index(fields=["expires_at", "id"], name="token_expires_id_idx"),
             models.Index(fields=["last_used_at", "id"], name="token_last_used_id_idx"),
             models.Index(fields=["prefix", "id"], name="token_prefix_id_idx"),
+            # Status "revoked", newest first, and its count.
+            models.Index(
+                fields=["created_at", "id"],
+                condition=Q(revoked_at__isnull=False),
+                name="token_revoked_created_idx",
+            ),
         ]
         constraints = [
             models.CheckConstraint(

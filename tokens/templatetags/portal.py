@@ -68,3 +68,12 @@ def sort_state(context, key: str) -> str:
 def get_field_label(form, name: str) -> str:
     field = form.fields.get(name)
     return str(field.label) if field is not None and field.label else name
+
+
+@register.filter
+def widget_marking_errors(field) -> str:
+    """A form field's widget, with Bootstrap's ``is-invalid`` class when it has errors."""
+    if not field.errors:
+        return field.as_widget()
+    css = field.field.widget.attrs.get("class", "")
+    return field.as_widget(attrs={"class": f"{css} is-invalid".strip()})
