@@ -201,3 +201,18 @@ def test_on_sqlite_a_rare_text_is_read_through_the_trigram_index(owners):
 
     assert found == ["carla@globex.example"]
     assert "MATCH" in ctx.captured_queries[-1]["sql"]
+
+
+def test_tokens_loaded_in_bulk_with_the_index_paused_are_found():
+    from django.db import connection, transaction
+
+    from tokens.models import AccessToken, search_index_paused
+
+    make_token(owner="before the load")
+    with transaction.atomic(), search_index_paused(connection):
+        loaded, _ = make_token(owner="loaded in bulk")
+
+    assert list(AccessToken.objects.search("loaded in")) == [loaded]
+    AccessToken.objects.filter(pk=loaded.pk).update(owner="edited after")
+    assert list(AccessToken.objects.search("edited after")) == [loaded]
+    assert list(AccessToken.objects.search("loaded in")) == []

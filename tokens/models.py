@@ -1,5 +1,6 @@
 """The domain: APIs, their plans, client apps, access tokens and their audit trail."""
 
+import contextlib
 import json
 import uuid
 
@@ -40,6 +41,30 @@ def _has_search_index(alias: str) -> bool:
             cursor.execute("SELECT 1 FROM sqlite_master WHERE name = %s", [SEARCH_TABLE])
             _search_index_present[key] = cursor.fetchone() is not None
     return _search_index_present[key]
+
+
+@contextlib.contextmanager
+def search_index_paused(connection, *, enabled: bool = True):
+    """For a bulk load of tokens on SQLite: the search index's triggers are dropped for
+    the load, then created again and the index rebuilt from the table in one pass,
+    several times faster than a trigger per inserted row. Use it inside the load's
+    transaction. Elsewhere (or when not ``enabled``) it does nothing."""
+    if not enabled or connection.vendor != "sqlite" or not _has_search_index(connection.alias):
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND name LIKE %s",
+            [f"{SEARCH_TABLE}_%"],
+        )
+        triggers = cursor.fetchall()
+        for name, _ in triggers:
+            cursor.execute(f'DROP TRIGGER "{name}"')
+    yield
+    with connection.cursor() as cursor:
+        for _, sql in triggers:
+            cursor.execute(sql)
+        cursor.execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')")  # noqa: S608
 
 
 def _fts_match(texts: list[str]) -> str | None:
