@@ -27,6 +27,7 @@ from tokens.models import (
     Plan,
     TokenApi,
     TokenOrigin,
+    search_index_paused,
 )
 
 DEMO_PASSWORD = "portal-demo-2026"
@@ -278,7 +279,10 @@ class Command(BaseCommand):
         now = int(timezone.now().timestamp())
         self.stdout.write(f"Adding {missing} tokens in bulk…")
         tables = [AccessToken, TokenApi, AuditEvent]
-        with _bulk_load(tables, indexes=missing >= 50_000), connection.cursor() as cursor:
+        # SQLite's search index (tokens.models) is rebuilt once after a big load instead
+        # of being written by a trigger per row.
+        paused = search_index_paused(connection, enabled=missing >= 50_000)
+        with _bulk_load(tables, indexes=missing >= 50_000), paused, connection.cursor() as cursor:
             for name, values in (("seed_apps", app_ids), ("seed_owners", OWNERS)):
                 cursor.execute(f"CREATE TEMPORARY TABLE {name} (ix integer, value text)")
                 cursor.executemany(
