@@ -9,19 +9,17 @@ application and answers these paths itself:
 
 - with **the same code**: forward-auth's answer is ``tokens.gateway.forward_auth_answer``
   (the view ``forward_auth`` wraps the same function in an ``HttpResponse``), and
-  introspection is the view ``tokens.oauth.views.introspect`` itself;
-- with **the same middleware effects** as the full stack. Introspection runs behind the
-  middleware that precedes ``GatewayFastPathMiddleware`` in ``settings.MIDDLEWARE``
-  (the portal's security middleware and Django's ``SecurityMiddleware``: client
-  address, log context, security headers, HTTPS redirect, HSTS), each wrapped by
-  Django's exception-to-response conversion. Forward-auth, the hottest path, builds no
-  request or response object: it opens the same log context (``begin_request``) and
-  adds the headers that this very middleware adds, learnt once per scheme by running
-  it on a probe response; a request that the stack would redirect to HTTPS goes to
-  Django;
+  introspection's is ``tokens.oauth.views.handle``, which the view calls too, here given
+  a lean stand-in for the request (``_LeanRequest``: method, META, content type, body);
+- with **the same middleware effects** as the full stack's outer middleware (the part
+  of ``settings.MIDDLEWARE`` before ``GatewayFastPathMiddleware``: the portal's security
+  middleware and Django's ``SecurityMiddleware``): the same client address and log
+  context (``begin_request``), the same ``authz_fail`` log for a 403
+  (``log_forbidden``), and the headers that this very middleware adds, learnt once per
+  path and scheme by running it on a probe response (CSP, HSTS, nosniff, …). A request
+  that the stack would redirect to HTTPS goes to Django, which redirects it;
 - and it keeps the database connection healthy the way the signals would: a connection
-  that saw an error, left a transaction open or outlived ``CONN_MAX_AGE`` is checked
-  and closed after the request.
+  that saw an error or outlived ``CONN_MAX_AGE`` is checked and closed after the request.
 
 Every other path goes to Django untouched. Under the test client (which has no WSGI
 entry) and ASGI, ``GatewayFastPathMiddleware`` routes the same paths to the same views.
@@ -38,11 +36,13 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.core.handlers.wsgi import WSGIRequest
 from django.db import connections
 from django.http import HttpResponse
+from django.utils.http import parse_header_parameters
 from django.utils.module_loading import import_string
 
 from .gateway import forward_auth_answer, original_uri
 from .logging import request_context
-from .security import begin_request
+from .oauth.views import INTROSPECT, handle
+from .security import begin_request, log_forbidden
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,8 @@ def is_secure(environ: dict) -> bool:
 
 
 def _redirects_to_https(path: str, secure: bool) -> bool:
-    """Whether Django's ``SecurityMiddleware`` would redirect this request to HTTPS."""
+    """Whether Django's ``SecurityMiddleware`` would redirect a request for ``path``
+    (``request.path``: script name and path info) to HTTPS."""
     if secure or not settings.SECURE_SSL_REDIRECT:
         return False
     exempt = [re.compile(pattern) for pattern in settings.SECURE_REDIRECT_EXEMPT]
@@ -128,34 +129,46 @@ def middleware_headers(path: str, secure: bool) -> tuple[tuple[str, str], ...]:
 _STATUS_LINES = {status.value: f"{status.value} {status.phrase}" for status in HTTPStatus}
 
 
+class _LeanRequest:
+    """What ``tokens.oauth.views.handle`` reads of a request, straight from the environ."""
+
+    __slots__ = ("META", "method", "path", "content_type", "_body")
+
+    def __init__(self, environ: dict, path: str):
+        self.META = environ
+        self.method = environ.get("REQUEST_METHOD", "GET").upper()
+        self.path = path
+        self.content_type = parse_header_parameters(environ.get("CONTENT_TYPE", ""))[0]
+        self._body = None
+
+    @property
+    def body(self) -> bytes:
+        # Read only once handle() has checked CONTENT_LENGTH against its limit.
+        if self._body is None:
+            try:
+                length = int(self.META.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                length = 0
+            self._body = self.META["wsgi.input"].read(length) if length > 0 else b""
+        return self._body
+
+
 class GatewayFastPath:
     """WSGI middleware: answers the gateway's endpoints before Django's handler."""
 
     def __init__(self, application):
-        from .oauth.views import introspect
-
         self.application = application
         self.forward_auth_paths = {"/gateway/auth", "/gateway/auth/"}
-        self.views = {"/oauth/introspect/": _chain(introspect)}
+        self.introspect_paths = {"/oauth/introspect/"}
         self._headers: dict[tuple[str, bool], tuple | None] = {}
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path in self.forward_auth_paths:
             return self.forward_auth(environ, start_response, path)
-        view = self.views.get(path)
-        if view is None:
-            return self.application(environ, start_response)
-        request = WSGIRequest(environ)
-        try:
-            response = view(request)
-        finally:
-            request.close()
-            _release_connections()
-        headers = list(response.items())
-        headers.extend(("Set-Cookie", c.output(header="")) for c in response.cookies.values())
-        start_response(_STATUS_LINES[response.status_code], headers)
-        return [response.content]
+        if path in self.introspect_paths:
+            return self.introspect(environ, start_response, path)
+        return self.application(environ, start_response)
 
     def _middleware_headers(self, path: str, secure: bool) -> tuple | None:
         key = (path, secure)
@@ -165,15 +178,14 @@ class GatewayFastPath:
         return self._headers[key]
 
     def forward_auth(self, environ, start_response, path):
-        extra = self._middleware_headers(path, is_secure(environ))
+        full_path = environ.get("SCRIPT_NAME", "") + path  # Django's request.path
+        extra = self._middleware_headers(full_path, is_secure(environ))
         if extra is None:  # the full stack answers with its redirect to HTTPS
             return self.application(environ, start_response)
         reset = begin_request(environ)
         try:
             answer = forward_auth_answer(
-                environ.get("HTTP_AUTHORIZATION"),
-                original_uri(environ),
-                environ.get("SCRIPT_NAME", "") + path,
+                environ.get("HTTP_AUTHORIZATION"), original_uri(environ), full_path
             )
             status, headers = answer.status, [*answer.headers, *extra]
         except Exception:
@@ -185,3 +197,27 @@ class GatewayFastPath:
         headers.append(("Content-Length", "0"))
         start_response(_STATUS_LINES[status], headers)
         return [b""]
+
+    def introspect(self, environ, start_response, path):
+        full_path = environ.get("SCRIPT_NAME", "") + path  # Django's request.path
+        extra = self._middleware_headers(full_path, is_secure(environ))
+        if extra is None:  # the full stack answers with its redirect to HTTPS
+            return self.application(environ, start_response)
+        request = _LeanRequest(environ, full_path)
+        reset = begin_request(environ)
+        try:
+            response = handle(request, INTROSPECT)
+            log_forbidden(response, request.method, full_path)
+            status, body = response.status_code, response.content
+            headers = list(response.items())
+        except Exception:
+            logger.exception("Introspection failed")
+            status, body, headers = 500, b"", [("Cache-Control", "no-store")]
+        finally:
+            request_context.reset(reset)
+            _release_connections()
+        present = {name.lower() for name, _ in headers}
+        headers.extend(header for header in extra if header[0].lower() not in present)
+        headers.append(("Content-Length", str(len(body))))
+        start_response(_STATUS_LINES[status], headers)
+        return [body]

@@ -114,6 +114,12 @@ def begin_request(meta: dict, actor=None) -> contextvars.Token:
     )
 
 
+def log_forbidden(response, method: str, path: str) -> None:
+    """``authz_fail`` for a 403 answer, unless its view logged it (sampled) already."""
+    if response.status_code == 403 and not getattr(response, "authz_logged", False):
+        security_log("authz_fail", level=logging.WARNING, method=method, path=path, status=403)
+
+
 def _is_static(path: str) -> bool:
     static_url = "/" + settings.STATIC_URL.lstrip("/")
     return path.startswith(static_url) or path == "/favicon.ico"
@@ -127,14 +133,7 @@ class PortalSecurityMiddleware:
         reset = begin_request(request.META, actor=lambda: _username(request))
         try:
             response = self.get_response(request)
-            if response.status_code == 403 and not getattr(response, "authz_logged", False):
-                security_log(
-                    "authz_fail",
-                    level=logging.WARNING,
-                    method=request.method,
-                    path=request.path,
-                    status=403,
-                )
+            log_forbidden(response, request.method, request.path)
         finally:
             request_context.reset(reset)
         self.harden(request, response)

@@ -163,31 +163,53 @@ def _oauthlib_response(headers: dict, body: str, status: int) -> HttpResponse:
     return response
 
 
+def _rate_limited(wait: int) -> HttpResponse:
+    description = f"Too many requests; retry in {wait} s."
+    response = error_response(429, "temporarily_unavailable", description)
+    response["Retry-After"] = str(wait)
+    return response
+
+
+def _count(window: ratelimit.Window | None) -> int | None:
+    if window is None:
+        return None
+    try:
+        return cache.count(window.key, window.period + 1)
+    except Exception as error:  # a cache outage must not take the endpoints down
+        logger.warning("Rate limit not applied, cache unreachable: %r", error)
+        return None
+
+
 def handle(request, endpoint: Endpoint) -> HttpResponse:
+    """One OAuth endpoint's answer. ``request`` needs only ``method``, ``META``,
+    ``content_type`` and ``body`` (``tokens.fastpath`` passes a lean stand-in).
+
+    Every POST is counted once against the endpoint's rate limit, before anything else
+    is answered; introspection's everyday request counts in the same cache round trip
+    that reads the client and the token.
+    """
     if request.method != "POST":
         response = error_response(405, "invalid_request", "Only POST is allowed.")
         response["Allow"] = "POST"
         return response
     remote_addr = request.META.get("REMOTE_ADDR", "")
-    wait = ratelimit.retry_after(endpoint.name, remote_addr)
-    if wait is not None:
-        response = error_response(
-            429, "temporarily_unavailable", f"Too many requests; retry in {wait} s."
-        )
-        response["Retry-After"] = str(wait)
-        return response
-    try:
-        params = form_params(request, endpoint.params)
-    except BadRequest as bad:
-        return error_response(bad.status, "invalid_request", bad.description)
+    window = ratelimit.window(endpoint.name, remote_addr)
     authorization = request.META.get("HTTP_AUTHORIZATION")
-    if endpoint is INTROSPECT:
-        try:
-            answer = _introspect_lean(params, authorization)
-        except DatabaseError:
-            answer = None  # oauthlib's path answers 503 below
-        if answer is not None:
-            return answer
+    try:
+        params, bad = form_params(request, endpoint.params), None
+    except BadRequest as error:
+        params, bad = None, error
+    lean = None
+    if endpoint is INTROSPECT and params is not None:
+        lean = _introspect_lean(params, authorization, window)
+    counted = lean.count if lean is not None else _count(window)
+    wait = window.retry_after(counted) if window is not None else None
+    if wait is not None:
+        return _rate_limited(wait)
+    if bad is not None:
+        return error_response(bad.status, "invalid_request", bad.description)
+    if lean is not None and lean.response is not None:
+        return lean.response
     headers = {REMOTE_ADDR_HEADER: remote_addr}
     if authorization:
         headers["Authorization"] = authorization
@@ -216,8 +238,15 @@ class _Credentials(NamedTuple):
     client_secret: str | None
 
 
-def _introspect_lean(params: dict[str, str], authorization: str | None) -> HttpResponse | None:
-    """RFC 7662's everyday request answered without oauthlib, or None to let oauthlib answer.
+class _Lean(NamedTuple):
+    count: int | None  # the rate-limit count, made in the same round trip as the reads
+    response: HttpResponse | None  # None: oauthlib answers
+
+
+def _introspect_lean(
+    params: dict[str, str], authorization: str | None, window: ratelimit.Window | None
+) -> _Lean | None:
+    """RFC 7662's everyday request answered without oauthlib (or None before any I/O).
 
     Gateways introspect on every API request; oauthlib's request object and endpoint
     machinery cost about as much as the rest of the answer together (bench/RESULTS.md).
@@ -250,18 +279,25 @@ def _introspect_lean(params: dict[str, str], authorization: str | None) -> HttpR
         keys.append(token_key)
     else:
         token_key = None
-    cached = cache.read_many(keys)  # the client and the token in one round trip
-    client = _introspect_validator.authenticated_client(
-        client_id, client_secret, cached=cached.get(client_key)
-    )
-    if client is None or not client.can_introspect:
-        return None
-    if token_key is None:
-        body = {"active": False}
-    else:
-        active = claims(gateway.check_token(secret, cached=cached.get(token_key)))
-        body = {"active": False} if active is None else {"active": True, **active}
-    return _oauthlib_response({"Content-Type": "application/json"}, json.dumps(body), 200)
+    # The rate-limit count, the client and the token: one round trip.
+    counter = None if window is None else (window.key, window.period + 1)
+    counted, cached = cache.count_and_read(counter, keys)
+    if window is not None and window.retry_after(counted) is not None:
+        return _Lean(counted, None)  # refused before any other work
+    try:
+        client = _introspect_validator.authenticated_client(
+            client_id, client_secret, cached=cached.get(client_key)
+        )
+        if client is None or not client.can_introspect:
+            return _Lean(counted, None)
+        active = None
+        if token_key is not None:
+            active = claims(gateway.check_token(secret, cached=cached.get(token_key)))
+    except DatabaseError:
+        return _Lean(counted, None)  # oauthlib's path answers (503 if the database stays down)
+    body = {"active": True, **active} if active is not None else {"active": False}
+    response = _oauthlib_response({"Content-Type": "application/json"}, json.dumps(body), 200)
+    return _Lean(counted, response)
 
 
 @csrf_exempt
