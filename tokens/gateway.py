@@ -11,6 +11,7 @@ messages and URL resolution, none of which they need.
 
 import functools
 import logging
+import re
 import time
 import uuid
 from datetime import UTC
@@ -245,6 +246,10 @@ def check_token(secret: str, *, at: float | None = None, record_use: bool = True
 # --- matching the original URI to an API ------------------------------------------
 
 
+# Left after decoding, these mean double encoding, a backslash or a control character.
+_AMBIGUOUS = re.compile(r"[%\\\x00-\x1f\x7f]")
+
+
 def normalise_path(uri: str | None) -> str | None:
     """The path of ``uri`` as an upstream would finally see it, or None if ambiguous.
 
@@ -256,7 +261,12 @@ def normalise_path(uri: str | None) -> str | None:
     """
     if not uri:
         return None
-    path = uri.split("#", 1)[0].split("?", 1)[0]
+    # Only the path is kept (and memoised): a query string may hold anything, secrets too.
+    return _normalise(uri.split("#", 1)[0].split("?", 1)[0])
+
+
+@functools.lru_cache(maxsize=4096)  # gateways ask about the same few paths again and again
+def _normalise(path: str) -> str | None:
     if "://" in path:
         path = urlsplit(path).path
     if not path.startswith("/") or "\\" in path:
@@ -268,7 +278,7 @@ def normalise_path(uri: str | None) -> str | None:
         decoded = unquote(path, errors="strict")
     except UnicodeDecodeError:
         return None
-    if "%" in decoded or "\\" in decoded or any(ord(c) < 0x20 or c == "\x7f" for c in decoded):
+    if _AMBIGUOUS.search(decoded):
         return None
     segments: list[str] = []
     for segment in decoded.split("/"):

@@ -18,8 +18,8 @@ import contextvars
 import hashlib
 import ipaddress
 import logging
+import os
 import re
-import uuid
 from functools import cache
 
 from django.conf import settings
@@ -104,7 +104,7 @@ def begin_request(meta: dict, actor=None) -> contextvars.Token:
     if proxies:
         meta["REMOTE_ADDR"] = client_address(meta, proxies)
     supplied_id = meta.get("HTTP_X_REQUEST_ID", "")
-    request_id = supplied_id if _REQUEST_ID_RE.match(supplied_id) else uuid.uuid4().hex
+    request_id = supplied_id if _REQUEST_ID_RE.match(supplied_id) else os.urandom(16).hex()
     return request_context.set(
         {
             "remote_addr": meta.get("REMOTE_ADDR") or None,
