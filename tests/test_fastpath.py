@@ -460,31 +460,37 @@ def test_a_check_exempt_from_the_ssl_redirect_is_answered_over_plain_http(world,
     assert_same_answer(fast_reply, full_reply)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "tokens/fastpath.py _redirects_to_https matches SECURE_REDIRECT_EXEMPT against "
-        "PATH_INFO; Django's SecurityMiddleware matches request.path, which includes "
-        "SCRIPT_NAME: mounted under a prefix, the fast path answers a check Django redirects"
-    ),
-)
 def test_the_redirect_exemption_sees_the_script_name_as_django_does(world, settings):
     settings.SECURE_SSL_REDIRECT = True
     settings.SECURE_REDIRECT_EXEMPT = [r"^gateway/auth"]
     fast, full = fresh_applications()
     case = _active(world, script_name="/portal")
 
-    full_reply = call(full, **case.request)
-    if full_reply.status != "301 Moved Permanently":  # not the expected failure: fail for real
-        pytest.fail(f"Django's stack answered {full_reply.status}, not its redirect")
-    fast_reply = call(fast, **case.request)
+    fast_reply, full_reply = call(fast, **case.request), call(full, **case.request)
 
-    assert fast_reply.status == full_reply.status
+    # Django matches the exemptions against request.path, script name included.
+    assert full_reply.status == "301 Moved Permanently"
+    assert full_reply.header("Location") == "https://localhost/portal/gateway/auth"
     assert_same_answer(fast_reply, full_reply)
 
 
 # --- 3. security headers ---------------------------------------------------------------
+
+
+# What PortalSecurityMiddleware and SecurityMiddleware give every dynamic answer.
+SECURITY_HEADERS = {
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "same-origin",
+    "Permissions-Policy": PERMISSIONS_POLICY,
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cache-Control": "no-store",
+}
+
+
+def assert_security_headers(reply: Reply) -> None:
+    expected = {**SECURITY_HEADERS, "Content-Security-Policy": content_security_policy()}
+    assert {name: reply.header(name) for name in expected} == expected
 
 
 def _break_the_token_query(monkeypatch) -> None:
@@ -524,21 +530,7 @@ def test_every_fast_path_answer_carries_the_security_headers(world, monkeypatch,
     reply = call(application, **request)
 
     assert reply.status == status
-    assert {name: reply.header(name) for name in SECURITY_HEADERS} == {
-        **SECURITY_HEADERS,
-        "Content-Security-Policy": content_security_policy(),
-    }
-
-
-SECURITY_HEADERS = {
-    "Content-Security-Policy": None,  # content_security_policy(), read in the test
-    "X-Frame-Options": "DENY",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Permissions-Policy": PERMISSIONS_POLICY,
-    "Cross-Origin-Opener-Policy": "same-origin",
-    "Cache-Control": "no-store",
-}
+    assert_security_headers(reply)
 
 
 # --- 4. revocation -------------------------------------------------------------------
@@ -598,28 +590,63 @@ def test_a_database_error_in_a_cold_check_answers_503_as_django_does(world, monk
         assert fast_reply.body == b""
 
 
-def test_an_unexpected_error_answers_500_and_logs_no_secret(world, monkeypatch, caplog):
+class RawMessages(logging.Handler):
+    def __init__(self):
+        super().__init__(level=logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
+def _break_unexpectedly(monkeypatch, endpoint: str) -> None:
+    """An error no one foresaw, in the worst case: its message carries the credential."""
+    if endpoint == "gateway-auth":
+
+        def broken(authorization, original_uri, path):
+            raise RuntimeError(f"cannot check {authorization}")
+
+        monkeypatch.setattr("tokens.fastpath.forward_auth_answer", broken)
+        monkeypatch.setattr(gateway, "forward_auth_answer", broken)
+    else:
+
+        def broken(secret, **kwargs):
+            raise RuntimeError(f"cannot introspect {secret}")
+
+        monkeypatch.setattr(gateway, "check_token", broken)
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_an_unexpected_error_answers_500_and_logs_no_secret(world, monkeypatch, caplog, endpoint):
     _, secret = make_token(plans=[world.plan])
+    if endpoint == "gateway-auth":
+        request = check_request(secret)
+    else:
+        request = introspect_request({"token": secret}, gateway_auth(world))
+    _break_unexpectedly(monkeypatch, endpoint)
+    # caplog's handler sits on the root logger, behind the console handler whose filter
+    # masks records in place; this one sees them as the code logged them.
+    raw = RawMessages()
+    logging.getLogger("tokens").addHandler(raw)
 
-    def broken(authorization, original_uri, path):
-        # The worst case: an error whose message carries the credential.
-        raise RuntimeError(f"cannot check {authorization}")
-
-    monkeypatch.setattr("tokens.fastpath.forward_auth_answer", broken)
-
-    with caplog.at_level(logging.INFO):
-        reply = call(application, **check_request(secret))
+    try:
+        with caplog.at_level(logging.INFO):
+            reply = call(application, **request)
+    finally:
+        logging.getLogger("tokens").removeHandler(raw)
 
     assert reply.status == "500 Internal Server Error"
+    # Gateways get no error page: an empty body, else the headers of Django's answer.
     assert reply.body == b""
+    full_reply = call(django_application, **request)
+    assert full_reply.status == reply.status
+    assert reply.comparable_headers() == full_reply.comparable_headers()
     assert secret not in repr(reply.headers)
-    assert {name: reply.header(name) for name in SECURITY_HEADERS} == {
-        **SECURITY_HEADERS,
-        "Content-Security-Policy": content_security_policy(),
-    }
+    assert_security_headers(reply)
     errors = [r for r in caplog.records if r.name == "tokens.fastpath" and r.exc_info]
     assert len(errors) == 1
     assert errors[0].levelno == logging.ERROR
+    assert raw.messages and not any(secret in message for message in raw.messages)
     # As the project's handlers write them (masking filter, JSON formatter).
     for record in caplog.records:
         written = copy.copy(record)
@@ -664,15 +691,19 @@ def test_after_a_database_error_the_next_check_is_answered(world, monkeypatch, f
 # --- 6. log context ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("event", "uri", "revoked"),
-    [
-        ("authz_fail", "/other/x", False),
-        ("authn_token_reuse", "/pay/charges", True),
-    ],
-)
+def _logged_request(world: World, event: str, endpoint: str) -> tuple[object, dict]:
+    """A fresh token (authz_fail is sampled per token) and a request that logs ``event``."""
+    token, secret = make_token(plans=[world.plan], revoked=event == "authn_token_reuse")
+    if endpoint == "gateway-auth":
+        return token, check_request(secret, uri="/other/x" if event == "authz_fail" else "/pay")
+    app, client_secret = world.outsider if event == "authz_fail" else world.gateway
+    return token, introspect_request({"token": secret}, (app.client_id, client_secret))
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+@pytest.mark.parametrize("event", ["authz_fail", "authn_token_reuse"])
 def test_security_events_carry_the_proxied_client_and_the_request_id(
-    world, settings, caplog, event, uri, revoked
+    world, settings, caplog, event, endpoint
 ):
     settings.TOKEN_PORTAL = {**settings.TOKEN_PORTAL, "TRUSTED_PROXY_COUNT": 1}
     fast, full = fresh_applications()
@@ -683,11 +714,12 @@ def test_security_events_carry_the_proxied_client_and_the_request_id(
     }
 
     def logged_by(app):
-        token, secret = make_token(plans=[world.plan], revoked=revoked)  # fresh: not sampled
+        token, request = _logged_request(world, event, endpoint)
+        request["headers"].update(headers)
         cache.clear()  # a cold check
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="tokens.security"):
-            call(app, **check_request(secret, uri=uri, headers=headers), remote_addr="10.0.0.2")
+            call(app, **request, remote_addr="10.0.0.2")
         records = [r for r in caplog.records if r.getMessage() == event]
         assert len(records) == 1
         return token, records[0].security
@@ -697,9 +729,11 @@ def test_security_events_carry_the_proxied_client_and_the_request_id(
     assert fields["event"] == event
     assert fields["remote_addr"] == "203.0.113.7"
     assert fields["request_id"] == "gw-req.42"
-    assert fields["token_id"] == str(token.public_id)
+    # The refused introspection caller's 403 is about the client, not the token.
+    names_token = not (endpoint == "introspect" and event == "authz_fail")
+    assert fields.get("token_id") == (str(token.public_id) if names_token else None)
     assert request_context.get() is None
-    reference_token, reference = logged_by(full)
+    _, reference = logged_by(full)
     assert {**fields, "token_id": None} == {**reference, "token_id": None}
 
 
@@ -724,3 +758,25 @@ def test_other_paths_are_djangos_answer_untouched(world, method, path):
     if path == "/tokens/":
         assert full_reply.status == "302 Found"
         assert full_reply.header("Location") == "/accounts/login/?next=/tokens/"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "handled_by_django"),
+    [
+        ("GET", AUTH, False),
+        ("POST", AUTH + "/", False),
+        ("POST", INTROSPECT, False),
+        ("GET", "/tokens/", True),
+        ("GET", "/gateway/authz", True),
+    ],
+)
+def test_only_the_gateways_endpoints_bypass_djangos_handler(world, method, path, handled_by_django):
+    paths_seen = []
+
+    def django_handler(environ, start_response):
+        paths_seen.append(environ["PATH_INFO"])
+        return django_application(environ, start_response)
+
+    call(GatewayFastPath(django_handler), path, method=method)
+
+    assert paths_seen == ([path] if handled_by_django else [])
