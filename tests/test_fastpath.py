@@ -16,6 +16,7 @@ import io
 import json
 import logging
 from collections import Counter
+from types import SimpleNamespace
 from typing import NamedTuple
 from urllib.parse import urlencode
 
@@ -27,7 +28,7 @@ from django.db import connection
 from portal.wsgi import application, django_application
 from tests.factories import PlanFactory, make_token
 from tests.oauth_helpers import FORM, basic, make_client
-from tokens import crypto, gateway, services
+from tokens import crypto, gateway, ratelimit, services
 from tokens.fastpath import GatewayFastPath
 from tokens.logging import JsonFormatter, SecretMaskingFilter, request_context
 from tokens.security import PERMISSIONS_POLICY, content_security_policy
@@ -77,6 +78,7 @@ def call(
     headers: dict[str, str] | None = None,
     body: bytes = b"",
     content_type: str = "",
+    content_length: str | None = None,
     query: str = "",
     scheme: str = "http",
     script_name: str = "",
@@ -105,6 +107,8 @@ def call(
         environ["CONTENT_LENGTH"] = str(len(body))
     if content_type:
         environ["CONTENT_TYPE"] = content_type
+    if content_length is not None:  # as sent, however wrong
+        environ["CONTENT_LENGTH"] = content_length
     for name, value in (headers or {}).items():
         environ["HTTP_" + name.upper().replace("-", "_")] = value
     started = []
@@ -348,6 +352,22 @@ INTROSPECTION_CASES = {
         {},
         {"error": "invalid_request"},
     ),
+    "content type with a charset": lambda w: Case(
+        introspect_request(
+            {"token": make_token()[1]},
+            gateway_auth(w),
+            content_type="application/x-www-form-urlencoded; charset=UTF-8",
+        ),
+        "200 OK",
+        {},
+        {"active": True},
+    ),
+    "invalid Content-Length": lambda w: Case(
+        introspect_request({"token": make_token()[1]}, gateway_auth(w), content_length="12x"),
+        "400 Bad Request",
+        {},
+        {"error": "invalid_request"},
+    ),
 }
 
 
@@ -382,6 +402,28 @@ def test_the_fast_path_answers_exactly_as_djangos_full_stack(world, case):
     _assert_expected(full, case)
     assert_same_answer(cold, full)
     assert_same_answer(warm, full)
+
+
+def test_the_introspection_rate_limit_answers_as_djangos(world, settings, monkeypatch):
+    settings.TOKEN_PORTAL = {**settings.TOKEN_PORTAL, "RATE_LIMITS": {"introspect": "2/h"}}
+    # One instant for every request: Retry-After, counted from it, is then the same.
+    monkeypatch.setattr(ratelimit, "time", SimpleNamespace(time=lambda: 1_800_000_000.25))
+    fast, full = fresh_applications()
+    request = introspect_request({"token": make_token()[1]}, gateway_auth(world))
+
+    replies = {}
+    for name, app in (("fast", fast), ("full", full)):
+        cache.clear()
+        replies[name] = [call(app, **request) for _ in range(3)]
+
+    assert [reply.status for reply in replies["fast"]] == [
+        "200 OK",
+        "200 OK",
+        "429 Too Many Requests",
+    ]
+    assert replies["fast"][2].header("Retry-After") == "3600"
+    for fast_reply, full_reply in zip(replies["fast"], replies["full"], strict=True):
+        assert_same_answer(fast_reply, full_reply)
 
 
 # --- 2. HTTPS and proxies ------------------------------------------------------------
@@ -460,17 +502,32 @@ def test_a_check_exempt_from_the_ssl_redirect_is_answered_over_plain_http(world,
     assert_same_answer(fast_reply, full_reply)
 
 
-def test_the_redirect_exemption_sees_the_script_name_as_django_does(world, settings):
+@pytest.mark.parametrize(
+    ("endpoint", "exempt", "location"),
+    [
+        ("gateway-auth", r"^gateway/auth", "https://localhost/portal/gateway/auth"),
+        ("introspect", r"^oauth/introspect/", "https://localhost/portal/oauth/introspect/"),
+    ],
+)
+def test_the_redirect_exemption_sees_the_script_name_as_django_does(
+    world, settings, endpoint, exempt, location
+):
     settings.SECURE_SSL_REDIRECT = True
-    settings.SECURE_REDIRECT_EXEMPT = [r"^gateway/auth"]
+    settings.SECURE_REDIRECT_EXEMPT = [exempt]
     fast, full = fresh_applications()
-    case = _active(world, script_name="/portal")
+    request = {**_active_case(world, endpoint).request, "script_name": "/portal"}
 
-    fast_reply, full_reply = call(fast, **case.request), call(full, **case.request)
+    fast_reply, full_reply = call(fast, **request), call(full, **request)
 
     # Django matches the exemptions against request.path, script name included.
     assert full_reply.status == "301 Moved Permanently"
-    assert full_reply.header("Location") == "https://localhost/portal/gateway/auth"
+    assert full_reply.header("Location") == location
+    assert_same_answer(fast_reply, full_reply)
+    # Exempted with the script name, the check is answered (by both).
+    settings.SECURE_REDIRECT_EXEMPT = ["^portal/" + exempt.lstrip("^")]
+    fast, full = fresh_applications()
+    fast_reply, full_reply = call(fast, **request), call(full, **request)
+    assert full_reply.status == "200 OK"
     assert_same_answer(fast_reply, full_reply)
 
 
