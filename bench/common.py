@@ -151,8 +151,10 @@ def wrk(base_url: str, mode: str, *, seconds: float, secrets: Path | None = None
         capture_output=True,
         text=True,
         timeout=seconds + 60,
-        check=True,
+        check=False,
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"wrk {mode} {base_url} failed: {done.stdout}{done.stderr}")
     line = next(line for line in done.stdout.splitlines() if line.startswith("WRKJSON "))
     result = json.loads(line[len("WRKJSON ") :])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
@@ -172,8 +174,8 @@ def median_of(runs: list[dict]) -> dict:
 
 
 @contextlib.contextmanager
-def gunicorn(env: dict[str, str]):
-    with servers.gunicorn(env=env, workers=WORKERS) as base_url:
+def gunicorn(env: dict[str, str], app: str = "portal.wsgi:application"):
+    with servers.gunicorn(env=env, workers=WORKERS, app=app) as base_url:
         yield base_url
 
 

@@ -3,10 +3,13 @@
     .venv/bin/python -m bench.gateway [--sizes 10000 1000000] [--backends sqlite postgresql]
                                       [--seconds 10] [--rounds 3] [--smoke]
 
-Per backend and size, three servers run side by side (gunicorn, 2 sync workers):
+Per backend and size, four servers run side by side (gunicorn, 2 sync workers):
 the portal with its default cache ("warm": answers cached), the portal whose cache
-never holds a token answer ("cold": every check one cache miss and the database), and
-django-oauth-toolkit's introspection over its own tables with as many tokens. Rounds
+never holds a token answer ("cold": every check one cache miss and the database),
+django-oauth-toolkit's introspection over its own tables with as many tokens, and the
+bare view behind Django's default middleware (``bench.settings_plain``, "bare_plain").
+The ratios are to the bare view behind the portal's own middleware ("bare") and, the
+stricter figure, to "bare_plain". Rounds
 interleave the endpoints, so a burst of load from elsewhere hits them all alike; each
 figure is the median of its rounds, beside the load average of each run.
 """
@@ -18,7 +21,15 @@ import json
 
 from bench import common
 
-ENDPOINTS = ("bare", "gateway_warm", "introspect_warm", "gateway_cold", "introspect_cold", "dot")
+ENDPOINTS = (
+    "bare",
+    "bare_plain",
+    "gateway_warm",
+    "introspect_warm",
+    "gateway_cold",
+    "introspect_cold",
+    "dot",
+)
 
 
 def basic(client: dict) -> str:
@@ -39,9 +50,12 @@ def run(backend: str, size: int, *, seconds: float, rounds: int, fresh: bool) ->
         with contextlib.ExitStack() as stack:
             warm = stack.enter_context(common.gunicorn(env))
             cold = stack.enter_context(common.gunicorn(cold_env))
-            dot = stack.enter_context(common.gunicorn(dot_env))
+            dot = stack.enter_context(common.gunicorn(dot_env, app="bench.dot.wsgi:application"))
+            plain_env = dict(env, DJANGO_SETTINGS_MODULE="bench.settings_plain")
+            plain = stack.enter_context(common.gunicorn(plain_env))
             plan = {
                 "bare": (warm, "bare", {}),
+                "bare_plain": (plain, "bare", {}),
                 "gateway_warm": (warm, "gateway", {"BENCH_URI": uri}),
                 "introspect_warm": (warm, "introspect", {"BENCH_AUTH": gateway_auth}),
                 "gateway_cold": (cold, "gateway", {"BENCH_URI": uri}),
@@ -71,16 +85,18 @@ def run(backend: str, size: int, *, seconds: float, rounds: int, fresh: bool) ->
 def report(results: dict) -> list[str]:
     lines = []
     for (backend, size), figures in results.items():
-        bare, dot = figures["bare"], figures["dot"]
+        bare, plain, dot = figures["bare"], figures["bare_plain"], figures["dot"]
         lines.append(f"\n{backend}, {size:,} tokens (medians; req/s of each run in brackets)")
         lines.append(
             f"  {'endpoint':<16} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
-            f"{'× bare':>7} {'p99 × bare':>10} {'× DOT':>6}  errors  runs"
+            f"{'× bare':>7} {'p99 × bare':>10} {'× plain':>7} {'p99 × plain':>11} "
+            f"{'× DOT':>6}  errors  runs"
         )
         for name, fig in figures.items():
             lines.append(
                 f"  {name:<16} {fig['rps']:7.0f} {fig['p50_ms']:7.2f} {fig['p99_ms']:7.2f} "
                 f"{fig['rps'] / bare['rps']:7.2f} {fig['p99_ms'] / bare['p99_ms']:10.2f} "
+                f"{fig['rps'] / plain['rps']:7.2f} {fig['p99_ms'] / plain['p99_ms']:11.2f} "
                 f"{fig['rps'] / dot['rps']:6.2f}  {fig['errors']:6d}  {fig['runs']}"
             )
     by_backend = {}

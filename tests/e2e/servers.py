@@ -160,14 +160,16 @@ def manage(*args: str, env: dict[str, str], timeout=120) -> str:
 
 
 @contextlib.contextmanager
-def gunicorn(*, env: dict[str, str], workers: int = 1) -> Iterator[str]:
-    """A gunicorn serving the portal on a free loopback port; yields its base URL."""
+def gunicorn(
+    *, env: dict[str, str], workers: int = 1, app: str = "portal.wsgi:application"
+) -> Iterator[str]:
+    """A gunicorn serving ``app`` (the portal) on a free loopback port; yields its base URL."""
     port = free_port()
     args = [
         sys.executable,
         "-m",
         "gunicorn",
-        "portal.wsgi:application",
+        app,
         "--bind",
         f"127.0.0.1:{port}",
         "--workers",
