@@ -38,7 +38,7 @@ from .models import (
     TokenApi,
     TokenStatus,
 )
-from .pagination import EstimatedCountPaginator
+from .pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
 from .templatetags.portal import change_text, field_label
 
 admin.site.site_header = "Token Portal administration"
@@ -332,6 +332,16 @@ class AccessTokenAdmin(
 
     def get_changelist(self, request, **kwargs):
         return TokenChangeList
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        searching = bool(request.GET.get("q", "").strip())
+        return self.paginator(
+            queryset,
+            per_page,
+            orphans,
+            allow_empty_first_page,
+            exact_count_limit=SEARCH_EXACT_COUNT_LIMIT if searching else None,
+        )
 
     def action_checkbox(self, token):
         # Admin's own renders a CheckboxInput through the template engine, 50 times a

@@ -7,8 +7,8 @@ import uuid
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import connections, models
-from django.db.models import Q
-from django.db.models.expressions import RawSQL
+from django.db.models import Func, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
 
@@ -26,6 +26,8 @@ SEARCH_TABLE = "tokens_accesstoken_search"
 # Up to this many candidates, a text search reads them through the index (as many as the
 # list counts exactly: tokens.pagination); beyond it, the text is common (see search()).
 SEARCH_CANDIDATES_LIMIT = 10_000
+# PostgreSQL: a text longer than twice this is looked up by its start and end (search()).
+SEARCH_PATTERN_ENDS = 5
 # Trigrams looked up per searched text: each costs a read of every row holding it, and
 # a few already narrow a text down to its rows.
 SEARCH_TRIGRAMS = 4
@@ -65,6 +67,28 @@ def search_index_paused(connection, *, enabled: bool = True):
         for _, sql in triggers:
             cursor.execute(sql)
         cursor.execute(f"INSERT INTO {SEARCH_TABLE}({SEARCH_TABLE}) VALUES ('rebuild')")  # noqa: S608
+
+
+def _ends_pattern(text: str) -> str:
+    """A LIKE pattern of the start and the end of ``text``, in that order."""
+
+    def escaped(part: str) -> str:
+        return part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+    start, end = text[:SEARCH_PATTERN_ENDS], text[-SEARCH_PATTERN_ENDS:]
+    return f"%{escaped(start)}%{escaped(end)}%"
+
+
+def _upper_like(column: str, pattern: str) -> Q:
+    """``UPPER(column::text) LIKE UPPER(pattern)``: the expression of the trigram indexes."""
+    like = Func(
+        Cast(column, models.TextField()),
+        Value(pattern),
+        template="UPPER(%(expressions)s)",
+        arg_joiner=") LIKE UPPER(",
+        output_field=models.BooleanField(),
+    )
+    return Q(like)
 
 
 def _fts_match(texts: list[str]) -> str | None:
@@ -234,8 +258,11 @@ class AccessTokenQuerySet(models.QuerySet):
             # Tokens of a matching app are many: the list's sort index finds a page of
             # them at once, with no text index needed.
             return self.filter(in_text | Q(app_id__in=app_ids))
-        if connections[self.db].vendor == "sqlite":
+        vendor = connections[self.db].vendor
+        if vendor == "sqlite":
             return self._sqlite_text_search(query, texts, in_text)
+        if vendor == "postgresql":
+            return self._postgresql_text_search(query, texts, in_text)
         return self.filter(in_text)
 
     def with_code_prefix(self, prefix: str):
@@ -264,19 +291,42 @@ class AccessTokenQuerySet(models.QuerySet):
             return self.filter(in_text)
         with connections[self.db].cursor() as cursor:
             cursor.execute(
-                f"SELECT count(*) FROM (SELECT rowid FROM {SEARCH_TABLE} "  # noqa: S608
-                f"WHERE {SEARCH_TABLE} MATCH %s LIMIT %s)",
+                f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s LIMIT %s",  # noqa: S608
                 [match, SEARCH_CANDIDATES_LIMIT + 1],
             )
-            (candidates,) = cursor.fetchone()
-        if candidates > SEARCH_CANDIDATES_LIMIT:
+            candidates = [rowid for (rowid,) in cursor.fetchall()]
+        if len(candidates) > SEARCH_CANDIDATES_LIMIT:
             return self.filter(in_text)
-        # The table name is a constant; the text is a parameter.
-        found = RawSQL(  # noqa: S611
-            f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s",  # noqa: S608
-            [match],
-        )
-        return self.filter(in_text, pk__in=found)
+        # The candidates themselves, not the index query again: the page and its count
+        # each read them.
+        return self.filter(in_text, pk__in=candidates)
+
+    def _postgresql_text_search(self, query: str, texts: list[str], in_text: Q):
+        """The owner/extra-field search on PostgreSQL, through the pg_trgm indexes (0004).
+
+        For a LIKE pattern, pg_trgm reads the rows of every trigram of its text, and a
+        long text holds common ones ("example", "@acme") that cost tens of milliseconds.
+        So a long text asks the index for its start and end only (``%START%END%``: any row
+        holding the text holds them, in that order), then ``icontains`` checks those
+        candidates, over an expression the planner cannot read from the index too.
+        """
+        if len(query) <= 2 * SEARCH_PATTERN_ENDS:
+            return self.filter(in_text)
+        candidates = _upper_like("owner", _ends_pattern(query))
+        check = Q(owner_text__icontains=query)
+        for text in texts:
+            candidates |= _upper_like("extra_fields", _ends_pattern(text))
+            check |= Q(extra_text__icontains=text)
+        return self.alias(
+            owner_text=Concat(
+                Cast("owner", models.TextField()), Value(""), output_field=models.TextField()
+            ),
+            extra_text=Concat(
+                Cast("extra_fields", models.TextField()),
+                Value(""),
+                output_field=models.TextField(),
+            ),
+        ).filter(candidates, check)
 
     def with_list_columns(self):
         return self.select_related("app").prefetch_related(
@@ -326,8 +376,15 @@ class AccessToken(models.Model):
         indexes = [
             models.Index(fields=["owner", "id"], name="token_owner_id_idx"),
             models.Index(fields=["app", "-created_at"], name="token_app_created_idx"),
-            models.Index(fields=["created_at", "id"], name="token_created_id_idx"),
-            models.Index(fields=["expires_at", "id"], name="token_expires_id_idx"),
+            # With the status columns: the status filters are checked in the index while
+            # it is read in order, and "expired" is counted in the expiry index alone.
+            models.Index(
+                fields=["created_at", "id", "revoked_at", "expires_at"],
+                name="token_created_status_idx",
+            ),
+            models.Index(
+                fields=["expires_at", "id", "revoked_at"], name="token_expires_status_idx"
+            ),
             models.Index(fields=["last_used_at", "id"], name="token_last_used_id_idx"),
             models.Index(fields=["prefix", "id"], name="token_prefix_id_idx"),
             # Status "revoked", newest first, and its count.

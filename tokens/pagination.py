@@ -33,6 +33,11 @@ from django.db import connections
 from django.db.models import QuerySet
 from django.utils.functional import cached_property
 
+# A quick search over owner and extra-field text reads each match to count it: for a
+# common word, ten thousand of them cost more than the rest of the page. Its count is
+# exact up to this many; beyond, a search is refined rather than paged through.
+SEARCH_EXACT_COUNT_LIMIT = 1_000
+
 
 class EstimatedCountPaginator(Paginator):
     #: Up to this many rows the count is exact; above it, an estimate.

@@ -17,7 +17,7 @@ from . import crypto, services
 from .filters import TokenFilter
 from .forms import ApiPlansForm, RevokeForm, TokenCreateForm, TokenEditForm, extra_fields_formset
 from .models import AccessToken, Api, App
-from .pagination import EstimatedCountPaginator
+from .pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
 
 PAGE_SIZES = (10, 25, 50, 100)
 
@@ -81,7 +81,10 @@ class TokenListView(PortalPermissionMixin, ListView):
     def paginate_queryset(self, queryset, page_size):
         """As ListView's, but an out-of-range or bad page number shows the last page, not a 404."""
         # Never an exact COUNT(*) of a million tokens on each page view (tokens.pagination).
-        paginator = EstimatedCountPaginator(queryset, page_size)
+        searching = bool(self.request.GET.get("q", "").strip())
+        paginator = EstimatedCountPaginator(
+            queryset, page_size, exact_count_limit=SEARCH_EXACT_COUNT_LIMIT if searching else None
+        )
         number = self.request.GET.get("page") or 1
         try:
             page = paginator.page(number)
