@@ -7,6 +7,7 @@ platform holds N (fast: bulk inserts, no per-row service calls).
 import contextlib
 import os
 import random
+import time
 import uuid
 from datetime import timedelta
 
@@ -282,7 +283,9 @@ class Command(BaseCommand):
         # SQLite's search index (tokens.models) is rebuilt once after a big load instead
         # of being written by a trigger per row.
         paused = search_index_paused(connection, enabled=missing >= 50_000)
-        with _bulk_load(tables, indexes=missing >= 50_000), paused, connection.cursor() as cursor:
+        started = time.monotonic()
+        bulk = _bulk_load(tables, indexes=missing >= 50_000, say=self.stdout.write)
+        with bulk, paused, connection.cursor() as cursor:
             for name, values in (("seed_apps", app_ids), ("seed_owners", OWNERS)):
                 cursor.execute(f"CREATE TEMPORARY TABLE {name} (ix integer, value text)")
                 cursor.executemany(
@@ -307,7 +310,7 @@ class Command(BaseCommand):
                 cursor.execute(_LINKS_SQL, {"start": start, "stop": start + size})
                 cursor.execute(_EVENTS_SQL[vendor], {"start": start, "stop": start + size})
                 done += size
-                self.stdout.write(f"  {done}/{missing}")
+                self.stdout.write(f"  {done}/{missing} ({time.monotonic() - started:.1f} s)")
             for name in ("seed_apps", "seed_owners"):
                 cursor.execute(f"DROP TABLE {name}")
             for sql in connection.ops.sequence_reset_sql(no_style(), tables):
@@ -389,7 +392,7 @@ WHERE id >= %(start)s AND id < %(stop)s ORDER BY id
 
 
 @contextlib.contextmanager
-def _bulk_load(models, *, indexes: bool):
+def _bulk_load(models, *, indexes: bool, say=lambda text: None):
     """One transaction for a big load, with the tables' secondary indexes built after it.
 
     PostgreSQL: plain indexes, unique constraints and foreign keys are dropped and added
@@ -412,8 +415,12 @@ def _bulk_load(models, *, indexes: bool):
         with transaction.atomic(), connection.cursor() as cursor:
             restore = _drop_secondary(cursor, vendor, tables) if indexes else []
             yield
+            started = time.monotonic()
             for sql in restore:
                 cursor.execute(sql)
+            if restore:
+                took = time.monotonic() - started
+                say(f"  {len(restore)} indexes and constraints built in {took:.1f} s")
             if vendor == "sqlite":
                 for table in tables:
                     cursor.execute(f"PRAGMA foreign_key_check({table})")
