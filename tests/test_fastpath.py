@@ -274,6 +274,22 @@ def _introspect_active(world: World) -> Case:
     )
 
 
+def _beyond_content_length(world: World) -> Case:
+    """PEP 3333: never read past CONTENT_LENGTH; past it here, a repeated token."""
+    first = urlencode({"token": make_token()[1]})
+    body = f"{first}&token={crypto.generate_token()}".encode()
+    return Case(
+        {
+            **introspect_request({}, gateway_auth(world)),
+            "body": body,
+            "content_length": str(len(first)),
+        },
+        "200 OK",
+        {},
+        {"active": True},
+    )
+
+
 INTROSPECTION_CASES = {
     "active": _introspect_active,
     "active, credentials in the body": lambda w: Case(
@@ -362,6 +378,7 @@ INTROSPECTION_CASES = {
         {},
         {"active": True},
     ),
+    "body beyond Content-Length": lambda w: _beyond_content_length(w),
     "invalid Content-Length": lambda w: Case(
         introspect_request({"token": make_token()[1]}, gateway_auth(w), content_length="12x"),
         "400 Bad Request",
@@ -725,11 +742,20 @@ def _terminate_own_connection(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("failure", ["query error", "connection lost"])
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 @pytest.mark.parametrize("app", ["fast path", "django"])
-def test_after_a_database_error_the_next_check_is_answered(world, monkeypatch, failure, app):
+def test_after_a_database_error_the_next_check_is_answered(
+    world, monkeypatch, failure, endpoint, app
+):
     if failure == "connection lost" and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite has no server session to lose")
     app = application if app == "fast path" else django_application
+
+    def check(secret):
+        if endpoint == "gateway-auth":
+            return call(app, **check_request(secret))
+        return call(app, **introspect_request({"token": secret}, gateway_auth(world)))
+
     _, first = make_token(plans=[world.plan])
     _, second = make_token(plans=[world.plan])
     with monkeypatch.context() as patch:
@@ -737,12 +763,16 @@ def test_after_a_database_error_the_next_check_is_answered(world, monkeypatch, f
             _break_the_token_query(patch)
         else:
             _terminate_own_connection(patch)
-        assert call(app, **check_request(first)).status == "503 Service Unavailable"
+        failed = check(first)
+        assert failed.status == "503 Service Unavailable"
+        assert failed.header("Retry-After") == "1"
 
-    reply = call(app, **check_request(second))
+    reply = check(second)
 
     assert reply.status == "200 OK"
-    assert call(app, **check_request(first)).status == "200 OK"
+    assert check(first).status == "200 OK"
+    if endpoint == "introspect":
+        assert json.loads(reply.body)["active"] is True
 
 
 # --- 6. log context ------------------------------------------------------------------
