@@ -30,7 +30,7 @@ SEARCH_CANDIDATES_LIMIT = 10_000
 SEARCH_PATTERN_ENDS = 5
 # Trigrams looked up per searched text: each costs a read of every row holding it, and
 # a few already narrow a text down to its rows.
-SEARCH_TRIGRAMS = 4
+SEARCH_TRIGRAMS = 3
 _search_index_present: dict[tuple[str, str], bool] = {}
 
 
@@ -91,6 +91,10 @@ def _upper_like(column: str, pattern: str) -> Q:
     return Q(like)
 
 
+def _rarity(trigram: str) -> int:
+    return sum(char.isdigit() for char in trigram)
+
+
 def _fts_match(texts: list[str]) -> str | None:
     """An FTS5 query for rows holding any of ``texts`` (each as a few of its trigrams,
     all of them), or None where the index cannot help (a text under 3 characters)."""
@@ -98,13 +102,14 @@ def _fts_match(texts: list[str]) -> str | None:
     for text in dict.fromkeys(texts):
         if len(text) < 3 or "\x00" in text:
             return None
-        # Non-overlapping trigrams first: they say more about the text than neighbours.
+        # Non-overlapping trigrams say more about the text than neighbours do; of those,
+        # the ones with digits are usually held by fewer rows than words are ("424"
+        # rather than "xam" of every "example"), then the first ones.
         starts = list(range(0, len(text) - 2, 3))
         if starts[-1] != len(text) - 3:
             starts.append(len(text) - 3)
-        step = max(1, len(starts) // SEARCH_TRIGRAMS)
-        chosen = starts[::step][: SEARCH_TRIGRAMS - 1] + [starts[-1]]
-        trigrams = dict.fromkeys(text[i : i + 3].lower() for i in chosen)
+        chosen = sorted(starts, key=lambda i: -_rarity(text[i : i + 3]))[:SEARCH_TRIGRAMS]
+        trigrams = dict.fromkeys(text[i : i + 3].lower() for i in sorted(chosen))
         phrases = " AND ".join('"{}"'.format(t.replace('"', '""')) for t in trigrams)
         alternatives.append(f"({phrases})")
     return " OR ".join(alternatives)
