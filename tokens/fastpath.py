@@ -41,7 +41,7 @@ from django.utils.module_loading import import_string
 
 from .gateway import forward_auth_answer, original_uri
 from .logging import request_context
-from .oauth.views import INTROSPECT, handle
+from .oauth.views import INTROSPECT, RawAnswer, handle
 from .security import begin_request, log_forbidden
 
 logger = logging.getLogger(__name__)
@@ -206,10 +206,13 @@ class GatewayFastPath:
         request = _LeanRequest(environ, full_path)
         reset = begin_request(environ)
         try:
-            response = handle(request, INTROSPECT)
-            log_forbidden(response, request.method, full_path)
-            status, body = response.status_code, response.content
-            headers = list(response.items())
+            response = handle(request, INTROSPECT, raw=True)
+            if isinstance(response, RawAnswer):
+                status, body, headers = response.status, response.body, [*response.headers]
+            else:
+                log_forbidden(response, request.method, full_path)
+                status, body = response.status_code, response.content
+                headers = list(response.items())
         except Exception:
             logger.exception("Introspection failed")
             status, body, headers = 500, b"", [("Cache-Control", "no-store")]

@@ -180,9 +180,26 @@ def _count(window: ratelimit.Window | None) -> int | None:
         return None
 
 
-def handle(request, endpoint: Endpoint) -> HttpResponse:
+class RawAnswer(NamedTuple):
+    """Introspection's everyday answer before any response object is made (fast path)."""
+
+    status: int
+    headers: tuple[tuple[str, str], ...]
+    body: bytes
+
+
+# What _oauthlib_response gives a 200 JSON answer.
+INTROSPECTION_HEADERS = (
+    ("Content-Type", "application/json"),
+    ("Cache-Control", "no-store"),
+    ("Pragma", "no-cache"),
+)
+
+
+def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | RawAnswer:
     """One OAuth endpoint's answer. ``request`` needs only ``method``, ``META``,
-    ``content_type`` and ``body`` (``tokens.fastpath`` passes a lean stand-in).
+    ``content_type`` and ``body`` (``tokens.fastpath`` passes a lean stand-in, and
+    ``raw=True`` to have introspection's everyday answer as a ``RawAnswer``).
 
     Every POST is counted once against the endpoint's rate limit, before anything else
     is answered; introspection's everyday request counts in the same cache round trip
@@ -208,8 +225,10 @@ def handle(request, endpoint: Endpoint) -> HttpResponse:
         return _rate_limited(wait)
     if bad is not None:
         return error_response(bad.status, "invalid_request", bad.description)
-    if lean is not None and lean.response is not None:
-        return lean.response
+    if lean is not None and lean.body is not None:
+        if raw:
+            return RawAnswer(200, INTROSPECTION_HEADERS, lean.body)
+        return _oauthlib_response({"Content-Type": "application/json"}, lean.body.decode(), 200)
     headers = {REMOTE_ADDR_HEADER: remote_addr}
     if authorization:
         headers["Authorization"] = authorization
@@ -240,7 +259,7 @@ class _Credentials(NamedTuple):
 
 class _Lean(NamedTuple):
     count: int | None  # the rate-limit count, made in the same round trip as the reads
-    response: HttpResponse | None  # None: oauthlib answers
+    body: bytes | None  # the JSON answer; None: oauthlib answers
 
 
 def _introspect_lean(
@@ -296,8 +315,7 @@ def _introspect_lean(
     except DatabaseError:
         return _Lean(counted, None)  # oauthlib's path answers (503 if the database stays down)
     body = {"active": True, **active} if active is not None else {"active": False}
-    response = _oauthlib_response({"Content-Type": "application/json"}, json.dumps(body), 200)
-    return _Lean(counted, response)
+    return _Lean(counted, json.dumps(body).encode())
 
 
 @csrf_exempt
