@@ -16,6 +16,7 @@ import io
 import json
 import logging
 from collections import Counter
+from datetime import timedelta
 from types import SimpleNamespace
 from typing import NamedTuple
 from urllib.parse import urlencode
@@ -24,6 +25,7 @@ import pytest
 from django.core.cache import cache
 from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
+from django.utils import timezone
 
 from portal.wsgi import application, django_application
 from tests.factories import PlanFactory, make_token
@@ -305,6 +307,35 @@ INTROSPECTION_CASES = {
         {},
         {"active": True},
     ),
+    "active, with an expiry": lambda w: Case(
+        introspect_request(
+            {"token": make_token(expires_at=timezone.now() + timedelta(hours=2))[1]},
+            gateway_auth(w),
+        ),
+        "200 OK",
+        {},
+        {"active": True},
+    ),
+    "expired": lambda w: Case(
+        introspect_request({"token": make_token(expired=True)[1]}, gateway_auth(w)),
+        "200 OK",
+        {},
+        {"active": False},
+    ),
+    "two client authentication methods": lambda w: Case(
+        introspect_request(
+            {"token": make_token()[1], "client_secret": w.gateway[1]}, gateway_auth(w)
+        ),
+        "400 Bad Request",
+        {},
+        {"error": "invalid_request"},
+    ),
+    "unknown client": lambda w: Case(
+        introspect_request({"token": make_token()[1]}, ("tpc_unknown", w.gateway[1])),
+        "401 Unauthorized",
+        {},
+        {"error": "invalid_client"},
+    ),
     "inactive": lambda w: Case(
         introspect_request({"token": make_token(revoked=True)[1]}, gateway_auth(w)),
         "200 OK",
@@ -397,17 +428,32 @@ def _assert_expected(reply: Reply, case: Case) -> None:
         assert {key: body.get(key) for key in case.json} == case.json
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        pytest.param(FORWARD_AUTH_CASES[name], id=f"gateway-auth: {name}")
-        for name in FORWARD_AUTH_CASES
-    ]
-    + [
-        pytest.param(INTROSPECTION_CASES[name], id=f"introspect: {name}")
-        for name in INTROSPECTION_CASES
-    ],
-)
+# Cases whose answer is wrong in both stacks alike: the owner fixes the code.
+KNOWN_BUGS = {
+    "introspect: two client authentication methods": (
+        "tokens/oauth/views.py _introspect_lean: client_credentials(shim) raises oauthlib's "
+        "InvalidRequestError, whose constructor reads request.redirect_uri, which the "
+        "_Credentials shim lacks: AttributeError escapes, 500 instead of 400 invalid_request"
+    ),
+}
+
+
+def _parity_cases():
+    for prefix, cases in (
+        ("gateway-auth", FORWARD_AUTH_CASES),
+        ("introspect", INTROSPECTION_CASES),
+    ):
+        for name, case in cases.items():
+            case_id = f"{prefix}: {name}"
+            marks = ()
+            if case_id in KNOWN_BUGS:
+                marks = pytest.mark.xfail(
+                    strict=True, raises=AssertionError, reason=KNOWN_BUGS[case_id]
+                )
+            yield pytest.param(case, id=case_id, marks=marks)
+
+
+@pytest.mark.parametrize("case", _parity_cases())
 def test_the_fast_path_answers_exactly_as_djangos_full_stack(world, case):
     case = case(world)
 
@@ -662,6 +708,48 @@ def test_a_revoked_token_is_refused_at_once_by_the_fast_path(
         else:
             assert refused.status == "200 OK"
             assert refused.body == b'{"active": false}'
+
+
+def _endpoint_request(world: World, endpoint: str, secret: str) -> dict:
+    if endpoint == "gateway-auth":
+        return check_request(secret)
+    return introspect_request({"token": secret}, gateway_auth(world))
+
+
+def _is_accepted(reply: Reply, endpoint: str) -> bool:
+    if endpoint == "gateway-auth":
+        assert reply.status in ("200 OK", "401 Unauthorized")
+        return reply.status == "200 OK"
+    assert reply.status == "200 OK"
+    return json.loads(reply.body)["active"]
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_a_cached_answer_never_outlives_the_tokens_expiry(world, monkeypatch, endpoint):
+    _, secret = make_token(plans=[world.plan], expires_at=timezone.now() + timedelta(minutes=5))
+    request = _endpoint_request(world, endpoint, secret)
+    cache.clear()
+    assert _is_accepted(call(application, **request), endpoint)
+    assert _is_accepted(call(application, **request), endpoint)  # from the cache
+
+    later = gateway.now() + 5 * 60 + 1
+    monkeypatch.setattr(gateway, "now", lambda: later)
+
+    assert not _is_accepted(call(application, **request), endpoint)
+
+
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_a_check_through_the_fast_path_records_the_last_use(world, endpoint):
+    token, secret = make_token(plans=[world.plan])
+    assert token.last_used_at is None
+    before = timezone.now()
+
+    assert _is_accepted(call(application, **_endpoint_request(world, endpoint, secret)), endpoint)
+
+    # Committed: read back through the ORM, outside the request.
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+    assert before <= token.last_used_at <= timezone.now()
 
 
 # --- 5. failures ---------------------------------------------------------------------
