@@ -752,6 +752,30 @@ def test_a_check_through_the_fast_path_records_the_last_use(world, endpoint):
     assert before <= token.last_used_at <= timezone.now()
 
 
+@pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
+def test_with_the_cache_unreachable_checks_are_answered_from_the_database(
+    world, settings, endpoint
+):
+    _, active = make_token(plans=[world.plan])
+    _, revoked = make_token(plans=[world.plan], revoked=True)
+    # A Redis no one listens on: every cache operation fails at once.
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "portal.redis_cache.RedisCache",
+            "LOCATION": "redis://127.0.0.1:1/0",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
+        }
+    }
+    fast, full = fresh_applications()
+
+    for secret, accepted in ((active, True), (revoked, False)):
+        request = _endpoint_request(world, endpoint, secret)
+        fast_reply, full_reply = call(fast, **request), call(full, **request)
+
+        assert _is_accepted(fast_reply, endpoint) is accepted
+        assert_same_answer(fast_reply, full_reply)
+
+
 # --- 5. failures ---------------------------------------------------------------------
 
 
