@@ -138,13 +138,40 @@ def secrets_file(secrets: list[str], name: str) -> Path:
     return path
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def server_cpu_seconds(base_url: str) -> float:
+    """CPU time (user + system) used so far by the gunicorn serving ``base_url``: its
+    master and workers, found by the bind address on their command line."""
+    bind = base_url.removeprefix("http://").encode()
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if bind not in (entry / "cmdline").read_bytes():
+                continue
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / _TICKS
+
+
 def wrk(base_url: str, mode: str, *, seconds: float, secrets: Path | None = None, **env) -> dict:
-    """One wrk run (2 threads, 16 connections); its figures as a dict."""
+    """One wrk run (2 threads, 16 connections); its figures as a dict.
+
+    Besides throughput and latency: the server's CPU time per request (its gunicorn
+    processes only, so other load on the machine hardly moves it; the database and
+    Redis servers' own CPU is not in it).
+    """
     binary = shutil.which("wrk") or "/usr/bin/wrk"
     run_env = dict(os.environ, BENCH_MODE=mode, **env)
     if secrets is not None:
         run_env["BENCH_SECRETS"] = str(secrets)
     before = load()
+    cpu_before = server_cpu_seconds(base_url)
     done = subprocess.run(
         [binary, "-t2", f"-c{CONNECTIONS}", f"-d{round(seconds)}s", "-s", str(LUA), base_url],
         env=run_env,
@@ -159,6 +186,8 @@ def wrk(base_url: str, mode: str, *, seconds: float, secrets: Path | None = None
     result = json.loads(line[len("WRKJSON ") :])
     result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
     result["load"] = before
+    cpu = server_cpu_seconds(base_url) - cpu_before
+    result["cpu_us"] = cpu / max(1, result["requests"]) * 1e6
     return result
 
 
@@ -167,6 +196,7 @@ def median_of(runs: list[dict]) -> dict:
         "rps": statistics.median(run["rps"] for run in runs),
         "p50_ms": statistics.median(run["p50_us"] for run in runs) / 1000,
         "p99_ms": statistics.median(run["p99_us"] for run in runs) / 1000,
+        "cpu_us": statistics.median(run["cpu_us"] for run in runs),
         "errors": sum(run["non2xx"] + run["socket_errors"] for run in runs),
         "runs": [round(run["rps"]) for run in runs],
         "loads": [run["load"] for run in runs],

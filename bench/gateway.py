@@ -62,9 +62,13 @@ def run(backend: str, size: int, *, seconds: float, rounds: int, fresh: bool) ->
                 "introspect_cold": (cold, "introspect", {"BENCH_AUTH": gateway_auth}),
                 "dot": (dot, "dot", {"BENCH_AUTH": "Bearer " + dot_known["caller"]}),
             }
-            for url, mode, extra in plan.values():  # warm up: caches, connections
+            # Warm up: connections, caches, and each worker's first use of each token,
+            # which writes its "last used" (then at most once a minute per token and
+            # worker): 2,000 tokens in each of 2 workers take several seconds of checks.
+            for url, mode, extra in plan.values():
                 tokens = dot_secrets if mode == "dot" else secrets
-                common.wrk(url, mode, seconds=2, secrets=tokens, **extra)
+                warmup = 2 if mode in ("bare", "dot") else max(2, min(8, seconds))
+                common.wrk(url, mode, seconds=warmup, secrets=tokens, **extra)
             for number in range(1, rounds + 1):
                 for name, (url, mode, extra) in plan.items():
                     tokens = dot_secrets if mode == "dot" else secrets
@@ -73,7 +77,8 @@ def run(backend: str, size: int, *, seconds: float, rounds: int, fresh: bool) ->
                     common.say(
                         f"  {backend} {size:>9,} round {number} {name:<16} "
                         f"{result['rps']:7.0f} req/s  p50 {result['p50_us'] / 1000:6.2f} ms  "
-                        f"p99 {result['p99_us'] / 1000:6.2f} ms  errors "
+                        f"p99 {result['p99_us'] / 1000:6.2f} ms  "
+                        f"server CPU {result['cpu_us']:5.0f} µs/req  errors "
                         f"{result['non2xx'] + result['socket_errors']}  (load {result['load']})"
                     )
     finally:
@@ -90,14 +95,15 @@ def report(results: dict) -> list[str]:
         lines.append(
             f"  {'endpoint':<16} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} "
             f"{'× bare':>7} {'p99 × bare':>10} {'× plain':>7} {'p99 × plain':>11} "
-            f"{'× DOT':>6}  errors  runs"
+            f"{'× DOT':>6} {'CPU µs':>6} {'CPU × bare':>10}  errors  runs"
         )
         for name, fig in figures.items():
             lines.append(
                 f"  {name:<16} {fig['rps']:7.0f} {fig['p50_ms']:7.2f} {fig['p99_ms']:7.2f} "
                 f"{fig['rps'] / bare['rps']:7.2f} {fig['p99_ms'] / bare['p99_ms']:10.2f} "
                 f"{fig['rps'] / plain['rps']:7.2f} {fig['p99_ms'] / plain['p99_ms']:11.2f} "
-                f"{fig['rps'] / dot['rps']:6.2f}  {fig['errors']:6d}  {fig['runs']}"
+                f"{fig['rps'] / dot['rps']:6.2f} {fig['cpu_us']:6.0f} "
+                f"{bare['cpu_us'] / fig['cpu_us']:10.2f}  {fig['errors']:6d}  {fig['runs']}"
             )
     by_backend = {}
     for (backend, size), figures in results.items():
