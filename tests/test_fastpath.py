@@ -189,6 +189,22 @@ def gateway_auth(world: World) -> tuple[str, str]:
     return app.client_id, secret
 
 
+def endpoint_request(world: World, endpoint: str, secret: str) -> dict:
+    """The everyday request of ``endpoint`` about the token ``secret``."""
+    if endpoint == "gateway-auth":
+        return check_request(secret)
+    return introspect_request({"token": secret}, gateway_auth(world))
+
+
+def is_accepted(reply: Reply, endpoint: str) -> bool:
+    """Whether ``reply`` accepts the token (forward-auth's 200, introspection's active)."""
+    if endpoint == "gateway-auth":
+        assert reply.status in ("200 OK", "401 Unauthorized")
+        return reply.status == "200 OK"
+    assert reply.status == "200 OK"
+    return json.loads(reply.body)["active"]
+
+
 # --- 1. parity -------------------------------------------------------------------------
 
 
@@ -656,6 +672,7 @@ def _break_the_token_query(monkeypatch) -> None:
         ("gateway-auth: database down", "503 Service Unavailable"),
         ("introspect: active", "200 OK"),
         ("introspect: wrong client secret", "401 Unauthorized"),
+        ("introspect: client without the right", "403 Forbidden"),
         ("introspect: database down", "503 Service Unavailable"),
     ],
 )
@@ -669,6 +686,8 @@ def test_every_fast_path_answer_carries_the_security_headers(world, monkeypatch,
     auth = gateway_auth(world)
     if what == "wrong client secret":
         auth = (auth[0], auth[1][:-1] + "x")
+    if what == "client without the right":
+        auth = (world.outsider[0].client_id, world.outsider[1])
     if endpoint == "gateway-auth":
         request = check_request(secret, uri="/other" if what == "no matching API" else "/pay")
     else:
@@ -688,14 +707,11 @@ def test_a_revoked_token_is_refused_at_once_by_the_fast_path(
     world, endpoint, django_assert_num_queries
 ):
     token, secret = make_token(plans=[world.plan])
-    if endpoint == "gateway-auth":
-        request = check_request(secret)
-    else:
-        request = introspect_request({"token": secret}, gateway_auth(world))
+    request = endpoint_request(world, endpoint, secret)
     cache.clear()  # the apps' creation left purge markers, which keep answers out of it
-    assert call(application, **request).status == "200 OK"
+    assert is_accepted(call(application, **request), endpoint)
     with django_assert_num_queries(0):  # answered from the cache now
-        assert call(application, **request).status == "200 OK"
+        assert is_accepted(call(application, **request), endpoint)
 
     services.token_revoke(token=token, actor=None, reason="leaked")
 
@@ -710,32 +726,18 @@ def test_a_revoked_token_is_refused_at_once_by_the_fast_path(
             assert refused.body == b'{"active": false}'
 
 
-def _endpoint_request(world: World, endpoint: str, secret: str) -> dict:
-    if endpoint == "gateway-auth":
-        return check_request(secret)
-    return introspect_request({"token": secret}, gateway_auth(world))
-
-
-def _is_accepted(reply: Reply, endpoint: str) -> bool:
-    if endpoint == "gateway-auth":
-        assert reply.status in ("200 OK", "401 Unauthorized")
-        return reply.status == "200 OK"
-    assert reply.status == "200 OK"
-    return json.loads(reply.body)["active"]
-
-
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 def test_a_cached_answer_never_outlives_the_tokens_expiry(world, monkeypatch, endpoint):
     _, secret = make_token(plans=[world.plan], expires_at=timezone.now() + timedelta(minutes=5))
-    request = _endpoint_request(world, endpoint, secret)
+    request = endpoint_request(world, endpoint, secret)
     cache.clear()
-    assert _is_accepted(call(application, **request), endpoint)
-    assert _is_accepted(call(application, **request), endpoint)  # from the cache
+    assert is_accepted(call(application, **request), endpoint)
+    assert is_accepted(call(application, **request), endpoint)  # from the cache
 
     later = gateway.now() + 5 * 60 + 1
     monkeypatch.setattr(gateway, "now", lambda: later)
 
-    assert not _is_accepted(call(application, **request), endpoint)
+    assert not is_accepted(call(application, **request), endpoint)
 
 
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
@@ -744,7 +746,7 @@ def test_a_check_through_the_fast_path_records_the_last_use(world, endpoint):
     assert token.last_used_at is None
     before = timezone.now()
 
-    assert _is_accepted(call(application, **_endpoint_request(world, endpoint, secret)), endpoint)
+    assert is_accepted(call(application, **endpoint_request(world, endpoint, secret)), endpoint)
 
     # Committed: read back through the ORM, outside the request.
     token.refresh_from_db()
@@ -769,10 +771,10 @@ def test_with_the_cache_unreachable_checks_are_answered_from_the_database(
     fast, full = fresh_applications()
 
     for secret, accepted in ((active, True), (revoked, False)):
-        request = _endpoint_request(world, endpoint, secret)
+        request = endpoint_request(world, endpoint, secret)
         fast_reply, full_reply = call(fast, **request), call(full, **request)
 
-        assert _is_accepted(fast_reply, endpoint) is accepted
+        assert is_accepted(fast_reply, endpoint) is accepted
         assert_same_answer(fast_reply, full_reply)
 
 
@@ -782,10 +784,7 @@ def test_with_the_cache_unreachable_checks_are_answered_from_the_database(
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 def test_a_database_error_in_a_cold_check_answers_503_as_django_does(world, monkeypatch, endpoint):
     _, secret = make_token(plans=[world.plan])
-    if endpoint == "gateway-auth":
-        request = check_request(secret)
-    else:
-        request = introspect_request({"token": secret}, gateway_auth(world))
+    request = endpoint_request(world, endpoint, secret)
     _break_the_token_query(monkeypatch)
 
     fast_reply = call(application, **request)
@@ -832,10 +831,7 @@ def _break_unexpectedly(monkeypatch, endpoint: str) -> None:
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 def test_an_unexpected_error_answers_500_and_logs_no_secret(world, monkeypatch, caplog, endpoint):
     _, secret = make_token(plans=[world.plan])
-    if endpoint == "gateway-auth":
-        request = check_request(secret)
-    else:
-        request = introspect_request({"token": secret}, gateway_auth(world))
+    request = endpoint_request(world, endpoint, secret)
     _break_unexpectedly(monkeypatch, endpoint)
     # caplog's handler sits on the root logger, behind the console handler whose filter
     # masks records in place; this one sees them as the code logged them.
@@ -891,9 +887,7 @@ def test_after_a_database_error_the_next_check_is_answered(
     app = application if app == "fast path" else django_application
 
     def check(secret):
-        if endpoint == "gateway-auth":
-            return call(app, **check_request(secret))
-        return call(app, **introspect_request({"token": secret}, gateway_auth(world)))
+        return call(app, **endpoint_request(world, endpoint, secret))
 
     _, first = make_token(plans=[world.plan])
     _, second = make_token(plans=[world.plan])
@@ -906,12 +900,8 @@ def test_after_a_database_error_the_next_check_is_answered(
         assert failed.status == "503 Service Unavailable"
         assert failed.header("Retry-After") == "1"
 
-    reply = check(second)
-
-    assert reply.status == "200 OK"
-    assert check(first).status == "200 OK"
-    if endpoint == "introspect":
-        assert json.loads(reply.body)["active"] is True
+    assert is_accepted(check(second), endpoint)
+    assert is_accepted(check(first), endpoint)
 
 
 # --- 6. log context ------------------------------------------------------------------
