@@ -28,7 +28,7 @@ from django.db import connection
 from django.utils import timezone
 
 from portal.wsgi import application, django_application
-from tests.factories import PlanFactory, make_token
+from tests.factories import AppFactory, PlanFactory, make_token
 from tests.oauth_helpers import FORM, basic, make_client
 from tokens import crypto, gateway, ratelimit, services
 from tokens.fastpath import GatewayFastPath
@@ -128,7 +128,10 @@ def call(
     assert len(started) == 1
     status, response_headers = started[0]
     for name, value in response_headers:
+        # PEP 3333: native strings, latin-1 only; and never a line break to inject with.
         assert isinstance(name, str) and isinstance(value, str), (name, value)
+        (name + value).encode("latin-1")
+        assert not {"\r", "\n"} & set(name + value), (name, value)
     return Reply(status, response_headers, content)
 
 
@@ -211,7 +214,7 @@ def is_accepted(reply: Reply, endpoint: str) -> bool:
 class Case(NamedTuple):
     request: dict
     status: str
-    headers: dict[str, str] = {}  # expected on the answer, beyond parity
+    headers: dict[str, str | None] = {}  # expected on the answer (None: absent)
     json: dict | None = None  # expected subset of the JSON body
 
 
@@ -228,6 +231,27 @@ def _active(world: World, **request) -> Case:
             "X-Token-Plan": "Gold",
             "X-Token-Rate-Limit": "120",
             "Cache-Control": "no-store",
+        },
+    )
+
+
+def _hostile() -> Case:
+    """Names that would break a header unencoded: line breaks, non-Latin-1 letters."""
+    plan = PlanFactory(
+        name="Plän\r\nSet-Cookie: p=1", api__name="API 中文", api__base_path="/hostile"
+    )
+    _, secret = make_token(
+        app=AppFactory(name="App Ångström"), owner="Evil\r\nSet-Cookie: x=1", plans=[plan]
+    )
+    return Case(
+        check_request(secret, uri="/hostile/x"),
+        "200 OK",
+        {
+            "X-Token-App": "App %C3%85ngstr%C3%B6m",
+            "X-Token-Owner": "Evil%0D%0ASet-Cookie: x=1",
+            "X-Token-Api": "API %E4%B8%AD%E6%96%87",
+            "X-Token-Plan": "Pl%C3%A4n%0D%0ASet-Cookie: p=1",
+            "Set-Cookie": None,
         },
     )
 
@@ -276,6 +300,7 @@ FORWARD_AUTH_CASES = {
         "200 OK",
         {"X-Token-Api": "Payments"},
     ),
+    "active, hostile names": lambda w: _hostile(),
     "trailing slash": lambda w: _active(w, path=AUTH + "/"),
     "POST": lambda w: _active(w, method="POST"),
     "HEAD": lambda w: _active(w, method="HEAD"),
