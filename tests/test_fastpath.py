@@ -803,6 +803,32 @@ def test_with_the_cache_unreachable_checks_are_answered_from_the_database(
         assert_same_answer(fast_reply, full_reply)
 
 
+@pytest.mark.parametrize("change", ["right withdrawn", "secret regenerated", "deactivated"])
+def test_a_change_to_the_introspecting_client_applies_at_once(world, change):
+    app, client_secret = world.gateway
+    request = introspect_request({"token": make_token()[1]}, (app.client_id, client_secret))
+    cache.clear()  # the apps' creation left purge markers, which keep answers out of it
+    assert is_accepted(call(application, **request), "introspect")
+    assert is_accepted(call(application, **request), "introspect")  # client record cached
+
+    if change == "right withdrawn":
+        app.can_introspect = False
+        app.save()
+    elif change == "secret regenerated":
+        services.app_regenerate_secret(app=app)
+    else:
+        app.is_active = False
+        app.save()
+
+    refused = call(application, **request)
+    expected = {
+        "right withdrawn": ("403 Forbidden", "unauthorized_client"),
+        "secret regenerated": ("401 Unauthorized", "invalid_client"),
+        "deactivated": ("401 Unauthorized", "invalid_client"),
+    }[change]
+    assert (refused.status, json.loads(refused.body)["error"]) == expected
+
+
 # --- 5. failures ---------------------------------------------------------------------
 
 
@@ -927,6 +953,26 @@ def test_after_a_database_error_the_next_check_is_answered(
 
     assert is_accepted(check(second), endpoint)
     assert is_accepted(check(first), endpoint)
+
+
+@pytest.mark.parametrize("app", ["fast path", "django"])
+def test_a_connection_past_conn_max_age_is_closed_after_the_request(world, app):
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL: an in-memory SQLite database is never closed")
+    app = application if app == "fast path" else django_application
+    _, secret = make_token(plans=[world.plan])
+    max_age = connection.settings_dict["CONN_MAX_AGE"]
+    connection.close()
+    connection.settings_dict["CONN_MAX_AGE"] = 0  # Django's default: one per request
+    try:
+        cache.clear()
+        reply = call(app, **check_request(secret))  # a cold check: it queries
+
+        assert reply.status == "200 OK"
+        assert connection.connection is None
+    finally:
+        connection.close()
+        connection.settings_dict["CONN_MAX_AGE"] = max_age
 
 
 # --- 6. log context ------------------------------------------------------------------
