@@ -33,7 +33,7 @@ from http import HTTPStatus
 
 from django.conf import settings
 from django.core.handlers.exception import convert_exception_to_response
-from django.core.handlers.wsgi import WSGIRequest
+from django.core.handlers.wsgi import WSGIRequest, get_script_name
 from django.db import connections
 from django.http import HttpResponse
 from django.utils.http import parse_header_parameters
@@ -178,7 +178,7 @@ class GatewayFastPath:
         return self._headers[key]
 
     def forward_auth(self, environ, start_response, path):
-        full_path = environ.get("SCRIPT_NAME", "") + path  # Django's request.path
+        full_path = get_script_name(environ) + path  # Django's request.path
         extra = self._middleware_headers(full_path, is_secure(environ))
         if extra is None:  # the full stack answers with its redirect to HTTPS
             return self.application(environ, start_response)
@@ -199,7 +199,7 @@ class GatewayFastPath:
         return [b""]
 
     def introspect(self, environ, start_response, path):
-        full_path = environ.get("SCRIPT_NAME", "") + path  # Django's request.path
+        full_path = get_script_name(environ) + path  # Django's request.path
         extra = self._middleware_headers(full_path, is_secure(environ))
         if extra is None:  # the full stack answers with its redirect to HTTPS
             return self.application(environ, start_response)

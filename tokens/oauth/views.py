@@ -249,12 +249,15 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
         return response
 
 
-class _Credentials(NamedTuple):
-    """The attributes of an oauthlib request that ``client_credentials`` reads."""
+class _Credentials:
+    """What ``client_credentials`` reads of an oauthlib request; any other attribute is
+    None, as on oauthlib's own request (its errors read several when they are made)."""
 
-    headers: dict
-    client_id: str | None
-    client_secret: str | None
+    def __init__(self, headers: dict, client_id: str | None, client_secret: str | None):
+        self.headers, self.client_id, self.client_secret = headers, client_id, client_secret
+
+    def __getattr__(self, name):
+        return None
 
 
 class _Lean(NamedTuple):
