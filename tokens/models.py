@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import connections, models
 from django.db.models import Func, Q, Value
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
@@ -294,17 +295,17 @@ class AccessTokenQuerySet(models.QuerySet):
         match = _fts_match([query, *texts])
         if match is None or not _has_search_index(self.db):
             return self.filter(in_text)
+        index_query = f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s"  # noqa: S608
         with connections[self.db].cursor() as cursor:
             cursor.execute(
-                f"SELECT rowid FROM {SEARCH_TABLE} WHERE {SEARCH_TABLE} MATCH %s LIMIT %s",  # noqa: S608
+                f"SELECT count(*) FROM ({index_query} LIMIT %s)",  # noqa: S608
                 [match, SEARCH_CANDIDATES_LIMIT + 1],
             )
-            candidates = [rowid for (rowid,) in cursor.fetchall()]
-        if len(candidates) > SEARCH_CANDIDATES_LIMIT:
+            (candidates,) = cursor.fetchone()
+        if candidates > SEARCH_CANDIDATES_LIMIT:
             return self.filter(in_text)
-        # The candidates themselves, not the index query again: the page and its count
-        # each read them.
-        return self.filter(in_text, pk__in=candidates)
+        # The table name is a constant; the text is a parameter.
+        return self.filter(in_text, pk__in=RawSQL(index_query, [match]))  # noqa: S611
 
     def _postgresql_text_search(self, query: str, texts: list[str], in_text: Q):
         """The owner/extra-field search on PostgreSQL, through the pg_trgm indexes (0004).
