@@ -11,6 +11,7 @@ whose ``close_old_connections`` closes a connection found inside a transaction (
 failure tests need real connections, not a test transaction.
 """
 
+import contextlib
 import copy
 import io
 import json
@@ -166,6 +167,11 @@ def introspect_request(params: dict, auth: tuple[str, str] | None, **kwargs) -> 
         "headers": headers,
         **kwargs,
     }
+
+
+def one_char_changed(secret: str) -> str:
+    """``secret`` with its last character replaced by another."""
+    return secret[:-1] + ("y" if secret.endswith("x") else "x")
 
 
 # --- fixtures ----------------------------------------------------------------------
@@ -391,7 +397,7 @@ INTROSPECTION_CASES = {
     ),
     "wrong client secret": lambda w: Case(
         introspect_request(
-            {"token": make_token()[1]}, (w.gateway[0].client_id, w.gateway[1][:-1] + "x")
+            {"token": make_token()[1]}, (w.gateway[0].client_id, one_char_changed(w.gateway[1]))
         ),
         "401 Unauthorized",
         {"WWW-Authenticate": 'Basic realm="token-portal"'},
@@ -469,29 +475,13 @@ def _assert_expected(reply: Reply, case: Case) -> None:
         assert {key: body.get(key) for key in case.json} == case.json
 
 
-# Cases whose answer is wrong in both stacks alike: the owner fixes the code.
-KNOWN_BUGS = {
-    "introspect: two client authentication methods": (
-        "tokens/oauth/views.py _introspect_lean: client_credentials(shim) raises oauthlib's "
-        "InvalidRequestError, whose constructor reads request.redirect_uri, which the "
-        "_Credentials shim lacks: AttributeError escapes, 500 instead of 400 invalid_request"
-    ),
-}
-
-
 def _parity_cases():
     for prefix, cases in (
         ("gateway-auth", FORWARD_AUTH_CASES),
         ("introspect", INTROSPECTION_CASES),
     ):
         for name, case in cases.items():
-            case_id = f"{prefix}: {name}"
-            marks = ()
-            if case_id in KNOWN_BUGS:
-                marks = pytest.mark.xfail(
-                    strict=True, raises=AssertionError, reason=KNOWN_BUGS[case_id]
-                )
-            yield pytest.param(case, id=case_id, marks=marks)
+            yield pytest.param(case, id=f"{prefix}: {name}")
 
 
 @pytest.mark.parametrize("case", _parity_cases())
@@ -635,15 +625,6 @@ def test_the_redirect_exemption_sees_the_script_name_as_django_does(
     assert_same_answer(fast_reply, full_reply)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "tokens/fastpath.py forward_auth and introspect build request.path from "
-        "environ['SCRIPT_NAME']; Django's uses get_script_name(environ), which honours "
-        "FORCE_SCRIPT_NAME: the fast path answers a plain-HTTP check Django redirects"
-    ),
-)
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 def test_the_redirect_exemption_sees_force_script_name_as_django_does(world, settings, endpoint):
     settings.SECURE_SSL_REDIRECT = True
@@ -653,11 +634,9 @@ def test_the_redirect_exemption_sees_force_script_name_as_django_does(world, set
     fast, full = fresh_applications()
     request = _active_case(world, endpoint).request
 
-    full_reply = call(full, **request)
-    if full_reply.status != "301 Moved Permanently":  # not the expected failure: fail for real
-        pytest.fail(f"Django's stack answered {full_reply.status}, not its redirect")
-    fast_reply = call(fast, **request)
+    fast_reply, full_reply = call(fast, **request), call(full, **request)
 
+    assert full_reply.status == "301 Moved Permanently"
     assert fast_reply.status == full_reply.status
     assert_same_answer(fast_reply, full_reply)
 
@@ -681,11 +660,23 @@ def assert_security_headers(reply: Reply) -> None:
     assert {name: reply.header(name) for name in expected} == expected
 
 
-def _break_the_token_query(monkeypatch) -> None:
-    """Every cold check's database read fails, as with a lost or overloaded database."""
-    monkeypatch.setattr(
-        gateway, "_load_sql", lambda: "SELECT id FROM tp_no_such_table WHERE digest = %s"
-    )
+@contextlib.contextmanager
+def database_failing(failure: str = "query error"):
+    """Every query in the block fails at the database (Django's execute_wrapper hook).
+
+    "query error": the statement errors, as on an overloaded or broken database;
+    "connection lost": it ends its own server session, as a database restart would.
+    """
+    failing_sql = {
+        "query error": "SELECT no_such_column FROM tp_no_such_table",
+        "connection lost": "SELECT pg_terminate_backend(pg_backend_pid())",
+    }[failure]
+
+    def fail(execute, sql, params, many, context):
+        return execute(failing_sql, None, False, context)
+
+    with connection.execute_wrapper(fail):
+        yield
 
 
 @pytest.mark.parametrize(
@@ -701,16 +692,14 @@ def _break_the_token_query(monkeypatch) -> None:
         ("introspect: database down", "503 Service Unavailable"),
     ],
 )
-def test_every_fast_path_answer_carries_the_security_headers(world, monkeypatch, answer, status):
+def test_every_fast_path_answer_carries_the_security_headers(world, answer, status):
     endpoint, _, what = answer.partition(": ")
-    if what == "database down":
-        _break_the_token_query(monkeypatch)
     secret = (
         crypto.generate_token() if what == "never issued" else make_token(plans=[world.plan])[1]
     )
     auth = gateway_auth(world)
     if what == "wrong client secret":
-        auth = (auth[0], auth[1][:-1] + "x")
+        auth = (auth[0], one_char_changed(auth[1]))
     if what == "client without the right":
         auth = (world.outsider[0].client_id, world.outsider[1])
     if endpoint == "gateway-auth":
@@ -718,7 +707,8 @@ def test_every_fast_path_answer_carries_the_security_headers(world, monkeypatch,
     else:
         request = introspect_request({"token": secret}, auth)
 
-    reply = call(application, **request)
+    with database_failing() if what == "database down" else contextlib.nullcontext():
+        reply = call(application, **request)
 
     assert reply.status == status
     assert_security_headers(reply)
@@ -833,13 +823,13 @@ def test_a_change_to_the_introspecting_client_applies_at_once(world, change):
 
 
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
-def test_a_database_error_in_a_cold_check_answers_503_as_django_does(world, monkeypatch, endpoint):
+def test_a_database_error_in_a_cold_check_answers_503_as_django_does(world, endpoint):
     _, secret = make_token(plans=[world.plan])
     request = endpoint_request(world, endpoint, secret)
-    _break_the_token_query(monkeypatch)
 
-    fast_reply = call(application, **request)
-    full_reply = call(django_application, **request)
+    with database_failing():
+        fast_reply = call(application, **request)
+        full_reply = call(django_application, **request)
 
     assert fast_reply.status == "503 Service Unavailable"
     assert fast_reply.header("Retry-After") == "1"
@@ -918,21 +908,10 @@ def test_an_unexpected_error_answers_500_and_logs_no_secret(world, monkeypatch, 
     assert request_context.get() is None  # the log context was closed all the same
 
 
-def _terminate_own_connection(monkeypatch) -> None:
-    """The check's query kills its own database session, as a database restart would."""
-    monkeypatch.setattr(
-        gateway,
-        "_load_sql",
-        lambda: "SELECT pg_terminate_backend(pg_backend_pid()) WHERE %s::text IS NOT NULL",
-    )
-
-
 @pytest.mark.parametrize("failure", ["query error", "connection lost"])
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 @pytest.mark.parametrize("app", ["fast path", "django"])
-def test_after_a_database_error_the_next_check_is_answered(
-    world, monkeypatch, failure, endpoint, app
-):
+def test_after_a_database_error_the_next_check_is_answered(world, failure, endpoint, app):
     if failure == "connection lost" and connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL: SQLite has no server session to lose")
     app = application if app == "fast path" else django_application
@@ -942,14 +921,10 @@ def test_after_a_database_error_the_next_check_is_answered(
 
     _, first = make_token(plans=[world.plan])
     _, second = make_token(plans=[world.plan])
-    with monkeypatch.context() as patch:
-        if failure == "query error":
-            _break_the_token_query(patch)
-        else:
-            _terminate_own_connection(patch)
+    with database_failing(failure):
         failed = check(first)
-        assert failed.status == "503 Service Unavailable"
-        assert failed.header("Retry-After") == "1"
+    assert failed.status == "503 Service Unavailable"
+    assert failed.header("Retry-After") == "1"
 
     assert is_accepted(check(second), endpoint)
     assert is_accepted(check(first), endpoint)
