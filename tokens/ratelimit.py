@@ -52,19 +52,25 @@ def window(scope: str, client: str) -> Window | None:
     return Window(key, allowed, period, now)
 
 
+def count(current: Window | None) -> int | None:
+    """Count one request in ``current``; None when there is no limit or the cache is down
+    (an outage lets requests through: it must not take the endpoints down with it)."""
+    if current is None:
+        return None
+    try:
+        return cache.count(current.key, current.period + 1)
+    except Exception as error:
+        logger.warning("Rate limit not applied, cache unreachable: %r", error)
+        return None
+
+
 def retry_after(scope: str, client: str) -> int | None:
     """Count one request of ``client`` against ``scope``.
 
     Returns None when it is within the limit, else the seconds to wait (for
-    ``Retry-After``). A cache outage lets requests through: it must not take the
-    endpoints down with it.
+    ``Retry-After``).
     """
     current = window(scope, client)
     if current is None:
         return None
-    try:
-        counted = cache.count(current.key, current.period + 1)
-    except Exception as error:
-        logger.warning("Rate limit not applied, cache unreachable: %r", error)
-        return None
-    return current.retry_after(counted)
+    return current.retry_after(count(current))

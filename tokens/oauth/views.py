@@ -170,16 +170,6 @@ def _rate_limited(wait: int) -> HttpResponse:
     return response
 
 
-def _count(window: ratelimit.Window | None) -> int | None:
-    if window is None:
-        return None
-    try:
-        return cache.count(window.key, window.period + 1)
-    except Exception as error:  # a cache outage must not take the endpoints down
-        logger.warning("Rate limit not applied, cache unreachable: %r", error)
-        return None
-
-
 class RawAnswer(NamedTuple):
     """Introspection's everyday answer before any response object is made (fast path)."""
 
@@ -219,7 +209,7 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
     lean = None
     if endpoint is INTROSPECT and params is not None:
         lean = _introspect_lean(params, authorization, window)
-    counted = lean.count if lean is not None else _count(window)
+    counted = lean.count if lean is not None else ratelimit.count(window)
     wait = window.retry_after(counted) if window is not None else None
     if wait is not None:
         return _rate_limited(wait)
