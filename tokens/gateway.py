@@ -9,9 +9,11 @@ is written at most once per ``LAST_USED_RESOLUTION`` seconds per token.
 messages and URL resolution, none of which they need.
 """
 
+import atexit
 import functools
 import logging
 import re
+import threading
 import time
 import uuid
 from datetime import UTC
@@ -189,6 +191,11 @@ def _resolve(digest: str, cached, at: float) -> TokenInfo | None:
 
 
 _recently_used: dict[str, float] = {}
+# Tokens whose use is still to be written, and when the next batch is due (monotonic).
+_pending_uses: set[int] = set()
+_pending_lock = threading.Lock()
+_flush_due = 0.0
+LAST_USED_BATCH_SECONDS = 1.0
 
 
 def _record_use(digest: str, info: TokenInfo) -> None:
@@ -196,26 +203,55 @@ def _record_use(digest: str, info: TokenInfo) -> None:
 
     The per-process memo only spares the cache a round trip; the cache key makes the
     limit hold across processes. Neither can make a token valid, so neither is a risk.
+    Writes are batched: a use after a quiet second is written at once, later ones
+    together, by the first check of this process after the second has passed (and at
+    exit), in one statement. A gateway's first sight of thousands of tokens (a restart,
+    every minute's renewal) is then a few writes a second, not one per token.
     """
-    resolution = _setting("LAST_USED_RESOLUTION")
-    tick = time.monotonic()
-    if _recently_used.get(digest, 0.0) > tick:
-        return
-    if len(_recently_used) > 10_000:
-        _recently_used.clear()
-    _recently_used[digest] = tick + resolution
     try:
+        tick = time.monotonic()
+        if _pending_uses and tick >= _flush_due:
+            flush_last_used()
+        resolution = _setting("LAST_USED_RESOLUTION")
+        if _recently_used.get(digest, 0.0) > tick:
+            return
+        if len(_recently_used) > 10_000:
+            _recently_used.clear()
+        _recently_used[digest] = tick + resolution
         if cache.cache.add(f"gw:used:{digest}", 1, resolution):
-            _write_last_used(info.token_id)
+            with _pending_lock:
+                _pending_uses.add(info.token_id)
+            if tick >= _flush_due:
+                flush_last_used()
     except Exception as error:  # a lost "last used" must never fail the check
         logger.warning("Could not record the use of token %s: %r", info.public_id, error)
+
+
+def flush_last_used() -> None:
+    """Write "last used" (now) for every token whose use is pending, in one statement."""
+    global _flush_due, _pending_uses
+    with _pending_lock:
+        _flush_due = time.monotonic() + LAST_USED_BATCH_SECONDS
+        ids, _pending_uses = _pending_uses, set()
+    if ids:
+        _write_last_used(sorted(ids))
+
+
+def _flush_at_exit() -> None:
+    try:
+        flush_last_used()
+    except Exception as error:  # the database may be gone already
+        logger.warning("Could not record the last uses at exit: %r", error)
+
+
+atexit.register(_flush_at_exit)
 
 
 _UNREAD = object()
 
 
-def _write_last_used(token_id: int) -> None:
-    """``last_used_at = now`` for one token, without waiting for the disk on PostgreSQL.
+def _write_last_used(token_ids: list[int]) -> None:
+    """``last_used_at = now`` for these tokens, without waiting for the disk on PostgreSQL.
 
     A check that writes waits for the commit's WAL flush (several milliseconds) on
     PostgreSQL; measured, that halved gateway throughput while tokens were first seen.
@@ -223,14 +259,17 @@ def _write_last_used(token_id: int) -> None:
     (``synchronous_commit`` off for its own one-statement transaction only: a crash may
     lose the last fraction of a second of it, never a revoke or any other change).
     """
+    now = timezone.now()
     if connection.vendor != "postgresql":
-        AccessToken.objects.filter(pk=token_id).update(last_used_at=timezone.now())
+        for start in range(0, len(token_ids), 500):  # SQLite's limit on parameters
+            chunk = token_ids[start : start + 500]
+            AccessToken.objects.filter(pk__in=chunk).update(last_used_at=now)
         return
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AccessToken._meta.db_table} SET last_used_at = %s"  # noqa: S608
-            " WHERE id = %s AND set_config('synchronous_commit', 'off', true) = 'off'",
-            [timezone.now(), token_id],
+            " WHERE id = ANY(%s) AND set_config('synchronous_commit', 'off', true) = 'off'",
+            [now, token_ids],
         )
 
 
