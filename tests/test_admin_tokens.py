@@ -498,3 +498,24 @@ def test_a_token_revoked_in_admin_answers_401_at_the_gateway(
     refused = client.get("/gateway/auth", **gateway)
     assert refused.status_code == 401
     assert 'error="invalid_token"' in refused["WWW-Authenticate"]
+
+
+def test_the_list_shows_times_as_the_portal_does_and_never_for_none(support_client):
+    token, _ = make_token()
+    created = timezone.localtime(token.created_at).strftime("%Y-%m-%d %H:%M")
+
+    html = support_client.get(reverse(CHANGELIST)).content.decode()
+
+    assert f'<td class="field-created">{created}</td>' in html
+    assert '<td class="field-expires">never</td>' in html
+    assert '<td class="field-last_used">never</td>' in html
+
+
+@pytest.mark.parametrize(("sort", "tiebreak"), [("6", "pk"), ("-6", "-pk"), ("2", "pk")])
+def test_ties_of_a_sorted_column_are_broken_by_the_id_in_its_direction(
+    support_client, sort, tiebreak
+):
+    response = support_client.get(reverse(CHANGELIST), {"o": sort})
+
+    ordering = response.context["cl"].get_ordering(response.wsgi_request, AccessToken.objects.all())
+    assert ordering[-1] == tiebreak

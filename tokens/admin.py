@@ -56,6 +56,13 @@ def _remote_addr(request) -> str | None:
     return request.META.get("REMOTE_ADDR") or None
 
 
+def _when(value):
+    """A time in the list as the portal's list writes it ("2026-11-28 10:05", local time).
+    Admin's localized format ("Nov. 28, 2026, 10:05 a.m.") costs about 50 µs a cell
+    through the translation machinery, and a page has 150 of them."""
+    return None if value is None else timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+
+
 def _describe_changes(changes: dict):
     # Worded as the portal's History tab words them.
     rows = (
@@ -390,17 +397,16 @@ class AccessTokenAdmin(
 
     @admin.display(description="Created", ordering="created_at")
     def created(self, token):
-        return token.created_at
+        return _when(token.created_at)
 
     @admin.display(description="Expires", ordering="expires_at", empty_value="never")
     def expires(self, token):
-        return token.expires_at
+        return _when(token.expires_at)
 
     @admin.display(description="Last used", empty_value="never")
     def last_used(self, token):
-        # Not sortable: last_used_at has no index (the gateway writes it), so sorting by
-        # it sorts the whole table.
-        return token.last_used_at
+        # Not offered as a sort here (the portal's list offers it).
+        return _when(token.last_used_at)
 
     @admin.display(description="Extra fields")
     def extra_fields_display(self, token):
