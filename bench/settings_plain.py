@@ -5,14 +5,7 @@ whitenoise, two-factor, security-log or CSP middleware): the baseline the issue 
 The portal's own stack (``bench.settings``) is the other, slower baseline.
 """
 
+from bench.dot import settings as _startproject  # DOT's baseline project: that very list
 from bench.settings import *  # noqa: F403
 
-MIDDLEWARE = [
-    "django.middleware.security.SecurityMiddleware",
-    "django.contrib.sessions.middleware.SessionMiddleware",
-    "django.middleware.common.CommonMiddleware",
-    "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django.contrib.messages.middleware.MessageMiddleware",
-    "django.middleware.clickjacking.XFrameOptionsMiddleware",
-]
+MIDDLEWARE = list(_startproject.MIDDLEWARE)
