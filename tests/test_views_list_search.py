@@ -122,6 +122,22 @@ def owners():
         ("zo", ["Zoë Ångström"]),
         ("Ångström", ["Zoë Ångström"]),
         ("nobody here", []),
+        # the stored JSON's own brackets: every token (no extra fields is "[]")
+        (
+            "[",
+            [
+                "ana.souza@acme.example #42424",
+                "ana.souza@acme.example #4242",
+                "Bruno SOUZA",
+                "carla@globex.example",
+                "100% sure_thing",
+                "1000 surely",
+                'quote "here"',
+                "Zoë Ångström",
+                "dora",
+                "eve",
+            ],
+        ),
     ],
 )
 def test_search_finds_the_same_rows_as_a_plain_scan(owners, query, expected):
