@@ -87,12 +87,14 @@ class LeanRedis:
         )
 
     def _connect(self):
+        self.close()
         sock = socket.create_connection(self.address, timeout=self.connect_timeout)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.settimeout(self.timeout)
-        self.local.sock, self.local.pid, self.local.reader = sock, os.getpid(), hiredis.Reader()
+        self.local.sock, self.local.reader = sock, hiredis.Reader()
         if self.setup:
-            self._roundtrip(self.setup)
+            self._roundtrip(self.setup)  # AUTH, SELECT: the socket is used only once they pass
+        self.local.pid = os.getpid()
 
     def _roundtrip(self, commands: list[bytes]) -> list:
         local = self.local
@@ -112,20 +114,21 @@ class LeanRedis:
         return replies
 
     def execute(self, commands: list[bytes]) -> list:
-        if getattr(self.local, "pid", None) != os.getpid():  # first use, or a forked child
-            self._connect()
         try:
+            if getattr(self.local, "pid", None) != os.getpid():  # first use, or a forked child
+                self._connect()
             return self._roundtrip(commands)
         except BaseException:
+            # Also after a timeout: a late reply must never be read as the next one's.
             self.close()
             raise
 
     def close(self) -> None:
         sock = getattr(self.local, "sock", None)
         self.local.pid = None
+        self.local.sock = None
         if sock is not None:
             sock.close()
-            self.local.sock = None
 
 
 class RedisCache(django_redis.RedisCache):
