@@ -114,14 +114,23 @@ class LeanRedis:
         return replies
 
     def execute(self, commands: list[bytes]) -> list:
-        try:
-            if getattr(self.local, "pid", None) != os.getpid():  # first use, or a forked child
-                self._connect()
-            return self._roundtrip(commands)
-        except BaseException:
-            # Also after a timeout: a late reply must never be read as the next one's.
-            self.close()
-            raise
+        for attempt in (1, 2):
+            reused = getattr(self.local, "pid", None) == os.getpid()
+            try:
+                if not reused:  # first use, or a forked child
+                    self._connect()
+                return self._roundtrip(commands)
+            except (ConnectionError, EOFError) as error:
+                self.close()
+                # A kept socket that Redis closed meanwhile (restart, idle timeout): one
+                # more try on a new one. (A timeout is not retried: Redis may have acted.)
+                if not (reused and attempt == 1):
+                    raise error
+            except BaseException:
+                # Also after a timeout: a late reply must never be read as the next one's.
+                self.close()
+                raise
+        raise AssertionError("unreachable")
 
     def close(self) -> None:
         sock = getattr(self.local, "sock", None)
@@ -141,17 +150,20 @@ class RedisCache(django_redis.RedisCache):
         """``(get_many(keys), count)`` in one round trip.
 
         ``counter`` is ``(key, timeout)``: that counter is incremented (created with the
-        timeout if absent) and its new value returned as ``count``; else ``count`` is None.
+        timeout if absent, in one MULTI) and its new value returned as ``count``; else
+        ``count`` is None.
         """
         if self._lean is None:
             values = self.get_many(keys) if keys else {}
             return values, None if counter is None else self._increment(*counter)
         commands = []
-        if counter is not None:
+        if counter is not None:  # created with its timeout and counted, atomically
             counter_key = self.make_key(counter[0])
             timeout = max(1, int(counter[1]))
+            commands.append(_encode("MULTI"))
             commands.append(_encode("SET", counter_key, 0, "EX", timeout, "NX"))
             commands.append(_encode("INCR", counter_key))
+            commands.append(_encode("EXEC"))
         if keys:
             commands.append(_encode("MGET", *(self.make_key(key) for key in keys)))
         replies = self._lean.execute(commands)
@@ -160,7 +172,7 @@ class RedisCache(django_redis.RedisCache):
             loads = self._cache._serializer.loads
             found = zip(keys, replies[-1], strict=True)
             values = {key: loads(data) for key, data in found if data is not None}
-        return values, None if counter is None else replies[1]
+        return values, None if counter is None else replies[3][1]
 
     def _increment(self, key: str, timeout: int) -> int:
         self.add(key, 0, timeout)

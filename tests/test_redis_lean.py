@@ -57,6 +57,17 @@ def test_a_counter_counts_in_the_same_round_trip_and_expires(backend):
     assert 0 < ttl <= 30  # created with its timeout, not made longer by later counts
 
 
+def test_a_connection_redis_closed_meanwhile_is_replaced_at_once(backend):
+    backend.set("k", "v")
+    assert backend.read(["k"])[0] == {"k": "v"}
+    host, port = backend._lean.local.sock.getsockname()
+    address = f"{host}:{port}"
+    client = backend._cache.get_client("k")
+    assert client.client_kill(address)  # as a Redis restart or idle timeout would
+
+    assert backend.read(["k"])[0] == {"k": "v"}  # no error: one retry on a new connection
+
+
 def test_a_connection_whose_setup_failed_is_never_used():
     url = require_redis()
     # Database 99999 does not exist: SELECT fails; the reader must not go on in db 0.

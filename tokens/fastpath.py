@@ -57,20 +57,36 @@ def outer_middleware() -> list[str]:
     return names[: names.index(FAST_PATH_MIDDLEWARE)]
 
 
+# A connection idle longer than this gets Django's health check before its next query:
+# a server restart, a failover or an idle timeout (a load balancer's, PostgreSQL's
+# idle_session_timeout) must not cost a check its answer.
+IDLE_SECONDS = 5.0
+
+
+def _check_idle_connections(now: float) -> None:
+    for connection in connections.all(initialized_only=True):
+        if connection.connection is None or connection.in_atomic_block:
+            continue
+        if now - getattr(connection, "_fastpath_used_at", now) > IDLE_SECONDS:
+            connection.health_check_done = False  # checked at its next use, as Django does
+
+
 def _release_connections() -> None:
-    """What ``close_old_connections`` does after a request, without its health checks.
+    """What ``close_old_connections`` does after a request, without a health check each time.
 
     Django's signal handler marks every connection for a health check (one round trip
     before its next query) after every request. Here only a connection with a reason
-    to doubt it is checked and closed if need be: it saw an error, or it has outlived
-    ``CONN_MAX_AGE``. A connection inside an atomic block belongs to a transaction that
-    encloses the request (a test's: the views here never leave one open) and is left
-    alone, as Django's test client leaves it.
+    to doubt it is checked and closed if need be: it saw an error, it has outlived
+    ``CONN_MAX_AGE``, or (at the next request) it has been idle for ``IDLE_SECONDS``.
+    A connection inside an atomic block belongs to a transaction that encloses the
+    request (a test's: the views here never leave one open) and is left alone, as
+    Django's test client leaves it.
     """
     now = time.monotonic()
     for connection in connections.all(initialized_only=True):
         if connection.connection is None or connection.in_atomic_block:
             continue
+        connection._fastpath_used_at = now
         if connection.errors_occurred or (
             connection.close_at is not None and now >= connection.close_at
         ):
@@ -160,22 +176,29 @@ class GatewayFastPath:
         self.application = application
         self.forward_auth_paths = {"/gateway/auth", "/gateway/auth/"}
         self.introspect_paths = {"/oauth/introspect/"}
-        self._headers: dict[tuple[str, bool], tuple | None] = {}
+        self._headers: dict[bool, tuple] = {}
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
         if path in self.forward_auth_paths:
+            _check_idle_connections(time.monotonic())
             return self.forward_auth(environ, start_response, path)
         if path in self.introspect_paths:
+            _check_idle_connections(time.monotonic())
             return self.introspect(environ, start_response, path)
         return self.application(environ, start_response)
 
     def _middleware_headers(self, path: str, secure: bool) -> tuple | None:
-        key = (path, secure)
-        if key not in self._headers:
-            redirect = _redirects_to_https(path, secure)
-            self._headers[key] = None if redirect else middleware_headers(path, secure)
-        return self._headers[key]
+        """The outer middleware's headers here; None if it would redirect to HTTPS.
+
+        They depend on the scheme alone (the path only decides the redirect), so at
+        most two sets are kept, whatever script names clients send.
+        """
+        if _redirects_to_https(path, secure):
+            return None
+        if secure not in self._headers:
+            self._headers[secure] = middleware_headers(path, secure)
+        return self._headers[secure]
 
     def forward_auth(self, environ, start_response, path):
         full_path = get_script_name(environ) + path  # Django's request.path

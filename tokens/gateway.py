@@ -16,14 +16,14 @@ import re
 import threading
 import time
 import uuid
-from datetime import UTC
+import weakref
+from datetime import UTC, datetime
 from typing import NamedTuple
 from urllib.parse import quote, unquote, urlsplit
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
 from django.http import HttpResponse
-from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
@@ -149,27 +149,52 @@ def _fetch(digest: str) -> list[tuple]:
 
 
 _STATEMENT = b"token_portal_gateway_check"
-_prepared = threading.local()  # the libpq connection this thread prepared it on
+# The libpq connections the statement is prepared on (whichever thread or pool uses them).
+_prepared: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_prepared_lock = threading.Lock()
+# A prepared statement that its session lost (a pooler's DISCARD ALL: 26000), that is
+# there already (another process's, through a pooler: 42P05), or whose plan a schema
+# change broke ("cached plan must not change result type": 0A000): prepared again, once.
+_PREPARE_AGAIN = {b"26000", b"42P05", b"0A000"}
 
 
-def _fetch_postgresql(pgconn, digest: str) -> list[tuple]:
+def _database_error(pgconn, result):
     import psycopg
     from psycopg import pq
 
-    for attempt in (1, 2):
-        if getattr(_prepared, "pgconn", None) is not pgconn:
-            result = pgconn.prepare(_STATEMENT, _load_sql("postgresql").encode())
-            if result.status != pq.ExecStatus.COMMAND_OK:
-                raise psycopg.DatabaseError(result.error_message.decode(errors="replace"))
-            _prepared.pgconn = pgconn
+    message = result.error_message.decode(errors="replace")
+    if pgconn.status != pq.ConnStatus.OK:  # the connection is gone: Django closes it after
+        return psycopg.OperationalError(message)
+    return psycopg.DatabaseError(message)
+
+
+def _prepare(pgconn, *, again: bool) -> None:
+    from psycopg import pq
+
+    if again:
+        pgconn.exec_(b"DEALLOCATE " + _STATEMENT)  # fails harmlessly if it is not there
+    result = pgconn.prepare(_STATEMENT, _load_sql("postgresql").encode())
+    state = result.error_field(pq.DiagnosticField.SQLSTATE)
+    if result.status != pq.ExecStatus.COMMAND_OK and not (state == b"42P05" and not again):
+        raise _database_error(pgconn, result)
+    with _prepared_lock:
+        _prepared[pgconn] = True
+
+
+def _fetch_postgresql(pgconn, digest: str) -> list[tuple]:
+    """The check's rows through libpq. Inside a transaction block the statement runs in
+    that transaction only once psycopg has begun it; the gateway's callers run none."""
+    from psycopg import pq
+
+    for again in (False, True):
+        if again or pgconn not in _prepared:
+            _prepare(pgconn, again=again)
         result = pgconn.exec_prepared(_STATEMENT, [digest.encode()])
         if result.status == pq.ExecStatus.TUPLES_OK:
             break
-        # Gone from the session (a pooler's DISCARD ALL): prepare it again, once.
-        if attempt == 1 and result.error_field(pq.DiagnosticField.SQLSTATE) == b"26000":
-            _prepared.pgconn = None
-            continue
-        raise psycopg.DatabaseError(result.error_message.decode(errors="replace"))
+        state = result.error_field(pq.DiagnosticField.SQLSTATE)
+        if again or state not in _PREPARE_AGAIN or pgconn.status != pq.ConnStatus.OK:
+            raise _database_error(pgconn, result)
     value = result.get_value
     rows = []
     for row in range(result.ntuples):
@@ -240,8 +265,9 @@ def _resolve(digest: str, cached, at: float) -> TokenInfo | None:
 
 
 _recently_used: dict[str, float] = {}
-# Tokens whose use is still to be written, and when the next batch is due (monotonic).
-_pending_uses: set[int] = set()
+# Uses still to be written (token id → when, seconds since the epoch), and when the
+# next batch is due (monotonic).
+_pending_uses: dict[int, float] = {}
 _pending_lock = threading.Lock()
 _flush_due = 0.0
 LAST_USED_BATCH_SECONDS = 1.0
@@ -269,7 +295,7 @@ def _record_use(digest: str, info: TokenInfo) -> None:
         _recently_used[digest] = tick + resolution
         if cache.cache.add(f"gw:used:{digest}", 1, resolution):
             with _pending_lock:
-                _pending_uses.add(info.token_id)
+                _pending_uses[info.token_id] = time.time()
             if tick >= _flush_due:
                 flush_last_used()
     except Exception as error:  # a lost "last used" must never fail the check
@@ -277,13 +303,25 @@ def _record_use(digest: str, info: TokenInfo) -> None:
 
 
 def flush_last_used() -> None:
-    """Write "last used" (now) for every token whose use is pending, in one statement."""
+    """Write "last used" for every token whose use is pending: one statement per second
+    of use, stamped with that second's last use (however late the batch is written).
+    Uses whose write fails stay pending, for the next batch."""
     global _flush_due, _pending_uses
     with _pending_lock:
         _flush_due = time.monotonic() + LAST_USED_BATCH_SECONDS
-        ids, _pending_uses = _pending_uses, set()
-    if ids:
-        _write_last_used(sorted(ids))
+        pending, _pending_uses = _pending_uses, {}
+    by_second: dict[int, list[int]] = {}
+    for token_id, used in pending.items():
+        by_second.setdefault(int(used), []).append(token_id)
+    try:
+        for token_ids in by_second.values():  # each stamped with its second's last use
+            when = max(pending[token_id] for token_id in token_ids)
+            _write_last_used(sorted(token_ids), datetime.fromtimestamp(when, UTC))
+    except Exception:
+        with _pending_lock:
+            for token_id, used in pending.items():
+                _pending_uses.setdefault(token_id, used)
+        raise
 
 
 def _flush_at_exit() -> None:
@@ -299,8 +337,8 @@ atexit.register(_flush_at_exit)
 _UNREAD = object()
 
 
-def _write_last_used(token_ids: list[int]) -> None:
-    """``last_used_at = now`` for these tokens, without waiting for the disk on PostgreSQL.
+def _write_last_used(token_ids: list[int], when: datetime) -> None:
+    """``last_used_at = when`` for these tokens, without waiting for the disk on PostgreSQL.
 
     A check that writes waits for the commit's WAL flush (several milliseconds) on
     PostgreSQL; measured, that halved gateway throughput while tokens were first seen.
@@ -308,17 +346,16 @@ def _write_last_used(token_ids: list[int]) -> None:
     (``synchronous_commit`` off for its own one-statement transaction only: a crash may
     lose the last fraction of a second of it, never a revoke or any other change).
     """
-    now = timezone.now()
     if connection.vendor != "postgresql":
         for start in range(0, len(token_ids), 500):  # SQLite's limit on parameters
             chunk = token_ids[start : start + 500]
-            AccessToken.objects.filter(pk__in=chunk).update(last_used_at=now)
+            AccessToken.objects.filter(pk__in=chunk).update(last_used_at=when)
         return
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {AccessToken._meta.db_table} SET last_used_at = %s"  # noqa: S608
             " WHERE id = ANY(%s) AND set_config('synchronous_commit', 'off', true) = 'off'",
-            [now, token_ids],
+            [when, token_ids],
         )
 
 
