@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.core.cache import cache as django_cache
+from django.db import DatabaseError
 from django.utils import timezone
 
 from tests.factories import PlanFactory, make_token
@@ -217,3 +218,42 @@ def test_a_deleted_token_is_purged_too(transactional_db, client, plan):
     token.delete()
 
     assert check(client, secret).status_code == 401
+
+
+def test_a_use_written_late_carries_its_own_time(client, plan, monkeypatch):
+    """Batched uses wait for the process's next check; they are stamped when they happened."""
+    _, first = make_token(plans=[plan])
+    late, second = make_token(plans=[plan])
+    assert check(client, first).status_code == 200  # written at once; the next batch is due in 1 s
+    an_hour_ago = time.time() - 3600
+    monkeypatch.setattr(gateway.time, "time", lambda: an_hour_ago)
+    assert check(client, second).status_code == 200  # queued, as if an hour ago
+    monkeypatch.undo()
+    late.refresh_from_db()
+    assert late.last_used_at is None
+
+    gateway._flush_due = 0.0  # the second has passed: the next check writes the batch
+    assert check(client, first).status_code == 200
+
+    late.refresh_from_db()
+    assert late.last_used_at is not None
+    assert abs(late.last_used_at.timestamp() - an_hour_ago) < 1
+
+
+def test_uses_whose_write_failed_stay_pending(client, plan, monkeypatch, caplog):
+    token, secret = make_token(plans=[plan])
+
+    def down(token_ids, when):
+        raise DatabaseError("database unavailable")
+
+    monkeypatch.setattr(gateway, "_write_last_used", down)
+    assert check(client, secret).status_code == 200  # a lost write never fails the check
+    assert token.pk in gateway._pending_uses
+    assert "Could not record the use" in caplog.text
+    monkeypatch.undo()
+
+    gateway.flush_last_used()
+
+    token.refresh_from_db()
+    assert token.last_used_at is not None
+    assert not gateway._pending_uses

@@ -318,8 +318,8 @@ def flush_last_used() -> None:
             when = max(pending[token_id] for token_id in token_ids)
             _write_last_used(sorted(token_ids), datetime.fromtimestamp(when, UTC))
     except Exception:
-        with _pending_lock:
-            for token_id, used in pending.items():
+        with _pending_lock:  # kept for the next batch, up to a bound (the database may stay down)
+            for token_id, used in list(pending.items())[: max(0, 100_000 - len(_pending_uses))]:
                 _pending_uses.setdefault(token_id, used)
         raise
 
