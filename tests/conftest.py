@@ -1,3 +1,5 @@
+import os
+
 import pytest
 
 from tests.factories import UserFactory
@@ -17,6 +19,19 @@ def _clear_cache():
     yield
     gateway._pending_uses.clear()  # never written at exit into a database that is gone
     cache.clear()
+
+
+@pytest.fixture
+def needs_postgresql():
+    """Skips a PostgreSQL-only test on SQLite, with the reason; fails it if DATABASE_URL
+    names PostgreSQL but the tests do not run on it."""
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        return
+    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+        pytest.fail("DATABASE_URL names PostgreSQL but the tests do not run on it")
+    pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://…)")
 
 
 @pytest.fixture

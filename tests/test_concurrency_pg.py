@@ -4,7 +4,6 @@ Run by the second pass of ``.ci/run`` (DATABASE_URL → PostgreSQL); skipped wit
 reason on SQLite, whose single writer cannot show these races.
 """
 
-import os
 import threading
 from collections.abc import Callable
 
@@ -15,16 +14,11 @@ from tests.factories import UserFactory, make_token
 from tokens import services
 from tokens.models import AccessToken, AuditAction, AuditEvent
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgresql():
-    if connection.vendor == "postgresql":
-        return
-    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        pytest.fail("DATABASE_URL names PostgreSQL but the tests do not run on it")
-    pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://…)")
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("needs_postgresql"),
+]
 
 
 def race(*jobs: Callable[[], object]) -> list:

@@ -5,8 +5,6 @@ Run by the second pass of ``.ci/run`` (DATABASE_URL → PostgreSQL); skipped wit
 reason on SQLite.
 """
 
-import os
-
 import psycopg
 import pytest
 from django.core.cache import cache
@@ -17,16 +15,11 @@ from tests.factories import PlanFactory, make_token
 from tests.test_fastpath import call, check_request
 from tokens import fastpath
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgresql():
-    if connection.vendor == "postgresql":
-        return
-    if os.environ.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
-        pytest.fail("DATABASE_URL names PostgreSQL but the tests do not run on it")
-    pytest.skip("needs PostgreSQL (set DATABASE_URL=postgres://…)")
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("needs_postgresql"),
+]
 
 
 @pytest.fixture
