@@ -16,10 +16,11 @@ application and answers these paths itself:
   middleware and Django's ``SecurityMiddleware``): the same client address and log
   context (``begin_request``), the same ``authz_fail`` log for a 403
   (``log_forbidden``), and the headers that this very middleware adds, learnt once per
-  path and scheme by running it on a probe response (CSP, HSTS, nosniff, …). A request
-  that the stack would redirect to HTTPS goes to Django, which redirects it;
+  scheme by running it on a probe response (CSP, HSTS, nosniff, …). A request that the
+  stack would redirect to HTTPS goes to Django, which redirects it;
 - and it keeps the database connection healthy the way the signals would: a connection
-  that saw an error or outlived ``CONN_MAX_AGE`` is checked and closed after the request.
+  that saw an error or outlived ``CONN_MAX_AGE`` is checked and closed after the request,
+  and one idle for over ``IDLE_SECONDS`` is health-checked before its next query.
 
 Every other path goes to Django untouched. Under the test client (which has no WSGI
 entry) and ASGI, ``GatewayFastPathMiddleware`` routes the same paths to the same views.
