@@ -7,8 +7,8 @@ database query.
 """
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
-from django.core.cache.backends.locmem import LocMemCache
 
+from portal.locmem_cache import LocMemCache
 from portal.redis_cache import RedisCache
 
 _COLD = "gw:tok:"
@@ -29,10 +29,14 @@ class ColdTokensMixin:
         return super().add(key, value, timeout, version)
 
 
-class ColdLocMemCache(ColdTokensMixin, LocMemCache):
+class ColdReadMixin(ColdTokensMixin):
+    def read(self, keys, counter=None):  # the lean readers (portal/*_cache.py)
+        return super().read([key for key in keys if not key.startswith(_COLD)], counter)
+
+
+class ColdLocMemCache(ColdReadMixin, LocMemCache):
     pass
 
 
-class ColdRedisCache(ColdTokensMixin, RedisCache):
-    def read(self, keys, counter=None):  # the lean reader (portal/redis_cache.py)
-        return super().read([key for key in keys if not key.startswith(_COLD)], counter)
+class ColdRedisCache(ColdReadMixin, RedisCache):
+    pass

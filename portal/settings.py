@@ -132,7 +132,8 @@ else:
     # cycling through a few thousand tokens would miss the cache on nearly every check.
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            # Django's, plus one lean read for the gateway (see portal/locmem_cache.py).
+            "BACKEND": "portal.locmem_cache.LocMemCache",
             "OPTIONS": {"MAX_ENTRIES": 50_000},
         }
     }

@@ -852,7 +852,7 @@ class RawMessages(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def _break_unexpectedly(monkeypatch, endpoint: str) -> None:
+def _break_unexpectedly(monkeypatch, endpoint: str, secret: str) -> None:
     """An error no one foresaw, in the worst case: its message carries the credential."""
     if endpoint == "gateway-auth":
 
@@ -863,17 +863,18 @@ def _break_unexpectedly(monkeypatch, endpoint: str) -> None:
         monkeypatch.setattr(gateway, "forward_auth_answer", broken)
     else:
 
-        def broken(secret, **kwargs):
+        def broken(secret_or_digest, **kwargs):
             raise RuntimeError(f"cannot introspect {secret}")
 
         monkeypatch.setattr(gateway, "check_token", broken)
+        monkeypatch.setattr(gateway, "check_digest", broken)
 
 
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])
 def test_an_unexpected_error_answers_500_and_logs_no_secret(world, monkeypatch, caplog, endpoint):
     _, secret = make_token(plans=[world.plan])
     request = endpoint_request(world, endpoint, secret)
-    _break_unexpectedly(monkeypatch, endpoint)
+    _break_unexpectedly(monkeypatch, endpoint, secret)
     # caplog's handler sits on the root logger, behind the console handler whose filter
     # masks records in place; this one sees them as the code logged them.
     raw = RawMessages()

@@ -368,8 +368,13 @@ def check_token(secret: str, *, at: float | None = None, record_use: bool = True
     """
     if not crypto.looks_like_token(secret):
         return None
+    return check_digest(crypto.digest(secret), at=at, record_use=record_use, cached=cached)
+
+
+def check_digest(digest: str, *, at: float | None = None, record_use: bool = True, cached=_UNREAD):
+    """``check_token`` of a well-formed secret, by its digest (for a caller that has
+    checked the format and made the digest already)."""
     at = now() if at is None else at
-    digest = crypto.digest(secret)
     if cached is _UNREAD:
         cached = cache.read(cache.token_cache_key(digest))
     info = _resolve(digest, cached, at)

@@ -108,6 +108,22 @@ def error_response(status: int, error: str, description: str) -> JsonResponse:
     return response
 
 
+def form_pairs(text: str) -> list[tuple[str, str]]:
+    """The fields of a form-urlencoded ASCII body; ValueError if malformed or too many.
+
+    A body with nothing to decode (the everyday ``token=tpk_…``) is split as
+    ``parse_qsl`` would split it, without its per-field decoding.
+    """
+    if "%" not in text and "+" not in text:
+        fields = text.split("&") if text else []
+        if len(fields) > _MAX_FIELDS:
+            raise ValueError("Too many fields.")
+        return [(name, value) for name, _, value in (f.partition("=") for f in fields if f)]
+    return parse_qsl(
+        text, keep_blank_values=True, encoding="utf-8", errors="strict", max_num_fields=_MAX_FIELDS
+    )
+
+
 def form_params(request, wanted: frozenset[str]) -> dict[str, str]:
     """The request's form fields that ``wanted`` names; BadRequest for a malformed request."""
     if request.META.get("QUERY_STRING"):
@@ -124,16 +140,10 @@ def form_params(request, wanted: frozenset[str]) -> dict[str, str]:
         text = request.body.decode("ascii")
     except UnicodeDecodeError:
         raise BadRequest("The body must be form-urlencoded ASCII.") from None
-    if _BAD_ESCAPE.search(text):
+    if "%" in text and _BAD_ESCAPE.search(text):
         raise BadRequest("The body holds an invalid percent-encoding.")
     try:
-        pairs = parse_qsl(
-            text,
-            keep_blank_values=True,
-            encoding="utf-8",
-            errors="strict",
-            max_num_fields=_MAX_FIELDS,
-        )
+        pairs = form_pairs(text)
     except ValueError:  # UnicodeDecodeError included
         raise BadRequest("The body is not valid form-urlencoded UTF-8.") from None
     names = [name for name, _ in pairs]
@@ -286,8 +296,9 @@ def _introspect_lean(
     client_id, client_secret = credentials
     client_key = cache.client_cache_key(client_id)
     keys = [client_key]
-    if crypto.looks_like_token(secret):
-        token_key = cache.token_cache_key(crypto.digest(secret))
+    digest = crypto.digest(secret) if crypto.looks_like_token(secret) else None
+    if digest is not None:
+        token_key = cache.token_cache_key(digest)
         keys.append(token_key)
     else:
         token_key = None
@@ -303,8 +314,8 @@ def _introspect_lean(
         if client is None or not client.can_introspect:
             return _Lean(counted, None)
         active = None
-        if token_key is not None:
-            active = claims(gateway.check_token(secret, cached=cached.get(token_key)))
+        if digest is not None:
+            active = claims(gateway.check_digest(digest, cached=cached.get(token_key)))
     except DatabaseError:
         return _Lean(counted, None)  # oauthlib's path answers (503 if the database stays down)
     body = {"active": True, **active} if active is not None else {"active": False}

@@ -1,0 +1,44 @@
+"""Django's local-memory cache, plus the lean ``read`` of ``portal.redis_cache.RedisCache``.
+
+Without Redis, every gateway check reads its answers from this cache, and every
+introspection also counts against its rate limit here. Through Django's API that is
+three calls (``incr``, maybe ``add``, ``get_many``): each takes the lock again and
+validates each key for memcached (a Python loop over its characters), and the reads
+came to about a seventh of an introspection's time in its gunicorn worker
+(bench/RESULTS.md). ``read`` counts and reads under one lock, with the same semantics.
+Its keys are the gateway's own (``tokens.cache``): fixed ASCII, nothing to validate.
+"""
+
+import pickle  # noqa: S403 - this process's own entries, as Django's locmem reads them
+
+from django.core.cache.backends import locmem
+
+
+class LocMemCache(locmem.LocMemCache):
+    def read(self, keys: list[str], counter: tuple[str, int] | None = None):
+        """``(get_many(keys), count)``, as ``RedisCache.read`` answers.
+
+        ``counter`` is ``(key, timeout)``: that counter is created with the timeout if
+        absent and incremented, and its new value returned as ``count``; else ``count``
+        is None.
+        """
+        made = [(key, self.make_key(key)) for key in keys]
+        counted = None
+        found = {}
+        with self._lock:
+            if counter is not None:
+                key = self.make_key(counter[0])
+                if self._has_expired(key):
+                    counted = 1
+                    self._set(key, pickle.dumps(counted, self.pickle_protocol), counter[1])
+                else:  # as incr(): the expiry stays
+                    counted = pickle.loads(self._cache[key]) + 1  # noqa: S301
+                    self._cache[key] = pickle.dumps(counted, self.pickle_protocol)
+                    self._cache.move_to_end(key, last=False)
+            for key, made_key in made:
+                if self._has_expired(made_key):
+                    self._delete(made_key)
+                    continue
+                found[key] = self._cache[made_key]
+                self._cache.move_to_end(made_key, last=False)
+        return {key: pickle.loads(pickled) for key, pickled in found.items()}, counted  # noqa: S301
