@@ -54,6 +54,7 @@ def cases(known: dict, ids: dict) -> list[tuple[str, str, str]]:
         ("admin full token", admin, f"q={secret}"),
         ("admin owner, common", admin, "q=souza"),
         ("admin owner, rare", admin, "q=souza%40acme.example+%2342424"),
+        ("admin sort app", admin, "o=3"),  # the App column (after the checkbox, Code, Owner)
     ]
 
 

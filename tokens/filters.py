@@ -173,7 +173,7 @@ class TokenFilter(django_filters.FilterSet):
             ("expires_at", "expires"),
             ("last_used_at", "last_used"),
             ("owner", "owner"),
-            ("app__name", "app"),
+            ("app_name", "app"),  # the token's copy of it: the joined name has no index
             ("prefix", "code"),
         ),
     )

@@ -271,7 +271,7 @@ class Command(BaseCommand):
         if missing <= 0:
             return
         vendor = connection.vendor
-        app_ids = list(App.objects.order_by("pk").values_list("pk", flat=True))
+        apps = list(App.objects.order_by("pk").values_list("pk", "name"))
         first_id = (
             AccessToken.objects.order_by("-id").values_list("id", flat=True).first() or 0
         ) + 1
@@ -286,11 +286,16 @@ class Command(BaseCommand):
         started = time.monotonic()
         bulk = _bulk_load(tables, indexes=missing >= 50_000, say=self.stdout.write)
         with bulk, paused, connection.cursor() as cursor:
-            for name, values in (("seed_apps", app_ids), ("seed_owners", OWNERS)):
-                cursor.execute(f"CREATE TEMPORARY TABLE {name} (ix integer, value text)")
+            # Each app with its name: the tokens' copy of it (AccessToken.app_name).
+            rows = {
+                "seed_apps": [(ix, str(pk), name) for ix, (pk, name) in enumerate(apps)],
+                "seed_owners": [(ix, owner, "") for ix, owner in enumerate(OWNERS)],
+            }
+            for name, values in rows.items():
+                cursor.execute(f"CREATE TEMPORARY TABLE {name} (ix integer, value text, name text)")
                 cursor.executemany(
-                    f"INSERT INTO {name} (ix, value) VALUES (%s, %s)",  # noqa: S608
-                    list(enumerate(map(str, values))),
+                    f"INSERT INTO {name} (ix, value, name) VALUES (%s, %s, %s)",  # noqa: S608
+                    values,
                 )
             done = 0
             while done < missing:
@@ -301,7 +306,7 @@ class Command(BaseCommand):
                     {
                         "start": start,
                         "count": size,
-                        "apps": len(app_ids),
+                        "apps": len(apps),
                         "owners": len(OWNERS),
                         "now": now,
                         "prefix": id_prefix,
@@ -323,8 +328,8 @@ class Command(BaseCommand):
 # One batch of tokens: per row a random digest, app, owner (with a number), age up to
 # 400 days; 30 % OAuth-issued, 40 % without expiry, 7 % revoked (some expired by age).
 _TOKEN_COLUMNS = (
-    "id, public_id, digest, prefix, suffix, app_id, owner, extra_fields, origin, grant_type,"
-    " created_at, expires_at, revoked_at, revoked_by, revocation_reason, version"
+    "id, public_id, digest, prefix, suffix, app_id, app_name, owner, extra_fields, origin,"
+    " grant_type, created_at, expires_at, revoked_at, revoked_by, revocation_reason, version"
 )
 _TOKENS_SQL = {
     "sqlite": f"""
@@ -338,7 +343,8 @@ r AS MATERIALIZED (
 )
 INSERT INTO tokens_accesstoken ({_TOKEN_COLUMNS})
 SELECT %(start)s + n, %(prefix)s || printf('%%010x', %(start)s + n), digest,
-  'tpk_' || substr(digest, 1, 8), substr(digest, 61, 4), a.value, o.value || ' #' || num, '[]',
+  'tpk_' || substr(digest, 1, 8), substr(digest, 61, 4), a.value, a.name,
+  o.value || ' #' || num, '[]',
   CASE WHEN roll < 300 THEN 'oauth' ELSE 'portal' END,
   CASE WHEN roll < 300 THEN 'client_credentials' ELSE '' END,
   strftime('%%Y-%%m-%%d %%H:%%M:%%S', %(now)s - age, 'unixepoch'),
@@ -360,7 +366,7 @@ WITH r AS MATERIALIZED (
 )
 INSERT INTO tokens_accesstoken ({_TOKEN_COLUMNS})
 SELECT %(start)s + n, (%(prefix)s || lpad(to_hex(%(start)s + n), 10, '0'))::uuid, digest,
-  'tpk_' || substr(digest, 1, 8), substr(digest, 61, 4), a.value::bigint,
+  'tpk_' || substr(digest, 1, 8), substr(digest, 61, 4), a.value::bigint, a.name,
   o.value || ' #' || num, '[]'::jsonb,
   CASE WHEN roll < 300 THEN 'oauth' ELSE 'portal' END,
   CASE WHEN roll < 300 THEN 'client_credentials' ELSE '' END,
