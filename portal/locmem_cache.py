@@ -42,3 +42,7 @@ class LocMemCache(locmem.LocMemCache):
                 found[key] = self._cache[made_key]
                 self._cache.move_to_end(made_key, last=False)
         return {key: pickle.loads(pickled) for key, pickled in found.items()}, counted  # noqa: S301
+
+    def mark(self, key: str, timeout: int) -> bool:
+        """``add(key, 1, timeout)``, as ``RedisCache.mark``: whether the key was absent."""
+        return self.add(key, 1, timeout)

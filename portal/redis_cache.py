@@ -174,6 +174,14 @@ class RedisCache(django_redis.RedisCache):
             values = {key: loads(data) for key, data in found if data is not None}
         return values, None if counter is None else replies[3][1]
 
+    def mark(self, key: str, timeout: int) -> bool:
+        """``add(key, 1, timeout)`` in one lean round trip: whether the key was absent."""
+        if self._lean is None:
+            return self.add(key, 1, timeout)
+        value = self._cache._serializer.dumps(1)
+        command = _encode("SET", self.make_key(key), value, "EX", max(1, int(timeout)), "NX")
+        return self._lean.execute([command])[0] is not None
+
     def _increment(self, key: str, timeout: int) -> int:
         self.add(key, 0, timeout)
         return self.incr(key)

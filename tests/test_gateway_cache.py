@@ -153,8 +153,8 @@ def test_when_the_cache_is_down_checks_go_to_the_database(client, plan, monkeypa
     def down(*args, **kwargs):
         raise ConnectionError("redis down")
 
-    # "read" is the Redis backend's lean reader (portal/redis_cache.py).
-    for method in ("get", "get_many", "add", "set", "incr", "read"):
+    # "read" and "mark" are the lean calls of portal/redis_cache.py and locmem_cache.py.
+    for method in ("get", "get_many", "add", "set", "incr", "read", "mark"):
         if hasattr(django_cache, method):
             monkeypatch.setattr(django_cache, method, down)
 

@@ -99,3 +99,11 @@ def test_reads_move_entries_to_the_front_of_the_cull_order(clock):
     cache.read(["a"])  # used lately: not the one culled
     cache.set("d", 4)  # full: culls the least recently used third (one entry)
     assert cache.read(["a", "b", "c", "d"])[0] == {"a": 1, "c": 3, "d": 4}
+
+
+def test_mark_adds_once_for_its_timeout(backend, clock):
+    assert backend.mark("used", 30) is True
+    assert backend.mark("used", 30) is False
+    assert backend.get("used") == 1
+    clock.now += 31
+    assert backend.mark("used", 30) is True

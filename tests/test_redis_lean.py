@@ -111,3 +111,15 @@ def test_after_a_timeout_a_late_reply_is_never_read_as_the_next_ones():
     listener.close()
     for conn in connections:
         conn.close()
+
+
+def test_mark_adds_what_djangos_backend_reads(backend):
+    assert backend.mark("used", 30) is True
+    assert backend.mark("used", 30) is False  # set already: not replaced
+    assert backend.get("used") == 1
+    assert backend.add("used", 2, 30) is False  # Django's add sees the same key
+    ttl = backend._cache.get_client().ttl(backend.make_key("used"))
+    assert 28 <= ttl <= 30
+    backend.set("other", 5)
+    assert backend.mark("other", 30) is False
+    assert backend.get("other") == 5

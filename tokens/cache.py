@@ -109,6 +109,13 @@ def count(key: str, timeout: int) -> int:
         return 1 if cache.add(key, 1, timeout) else cache.incr(key)
 
 
+def mark(key: str, timeout: int) -> bool:
+    """Set ``key`` for ``timeout`` seconds unless it is set; whether it was not (one round
+    trip, lean where the backend has it). Raises if the cache is unreachable."""
+    lean = getattr(cache, "mark", None)
+    return lean(key, timeout) if lean is not None else cache.add(key, 1, timeout)
+
+
 def count_and_read(counter: tuple[str, int] | None, keys: list[str]) -> tuple[int | None, dict]:
     """Increment ``counter`` (``(key, timeout)``, or None) and read ``keys``, together.
 

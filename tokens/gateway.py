@@ -293,7 +293,7 @@ def _record_use(digest: str, info: TokenInfo) -> None:
         if len(_recently_used) > 10_000:
             _recently_used.clear()
         _recently_used[digest] = tick + resolution
-        if cache.cache.add(f"gw:used:{digest}", 1, resolution):
+        if cache.mark(f"gw:used:{digest}", resolution):
             with _pending_lock:
                 _pending_uses[info.token_id] = time.time()
             if tick >= _flush_due:
