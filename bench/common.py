@@ -43,8 +43,16 @@ def load() -> str:
 
 
 def machine() -> str:
+    import gunicorn
+
     mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
-    return f"nproc={os.cpu_count()}, memory={mem_kib / 2**20:.1f} GiB, load={load()}"
+    # Every server here starts in the project's root, so gunicorn.conf.py picks its worker.
+    config = {}
+    exec((BASE_DIR / "gunicorn.conf.py").read_text(), config)  # noqa: S102 - our own file
+    return (
+        f"nproc={os.cpu_count()}, memory={mem_kib / 2**20:.1f} GiB, load={load()}, "
+        f"gunicorn {gunicorn.__version__} {WORKERS} × {config.get('worker_class', 'sync')}"
+    )
 
 
 def database_url(backend: str, name: str) -> str:
