@@ -6,9 +6,11 @@ authentication", after which the user enrols again at the next login.
 """
 
 from django.contrib import admin, messages
-from django.contrib.auth import get_user_model
+from django.contrib.auth import get_user_model, logout
 from django.contrib.auth.admin import UserAdmin
 from django.db.models import Count, Exists, OuterRef
+from django.http import HttpResponseRedirect
+from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tokens.logging import security_log
@@ -62,11 +64,10 @@ class PortalUserAdmin(UserAdmin):
             ended = end_user_sessions(user)
             total += ended
             security_log("session_ended_by_admin", actor=request.user, user=user.get_username())
-        self.message_user(
-            request,
-            f"Ended {total} session(s) of {queryset.count()} user(s); they must log in again.",
-            messages.SUCCESS,
-        )
+        message = f"Ended {total} session(s) of {queryset.count()} user(s); they must log in again."
+        if self._ended_own_session(request, queryset):
+            return self._logged_out(request, message)
+        self.message_user(request, message, messages.SUCCESS)
 
     @admin.action(
         description="Reset two-factor authentication of the selected users (and end their "
@@ -78,9 +79,22 @@ class PortalUserAdmin(UserAdmin):
             mfa.reset_second_factor(user)
             end_user_sessions(user)
             security_log("authn_mfa_reset", actor=request.user, user=user.get_username())
-        self.message_user(
-            request,
+        message = (
             f"Reset two-factor authentication of {queryset.count()} user(s): each enrols "
-            "a new authenticator app at the next login.",
-            messages.SUCCESS,
+            "a new authenticator app at the next login."
         )
+        if self._ended_own_session(request, queryset):
+            return self._logged_out(request, message)
+        self.message_user(request, message, messages.SUCCESS)
+
+    @staticmethod
+    def _ended_own_session(request, queryset) -> bool:
+        return queryset.filter(pk=request.user.pk).exists()
+
+    def _logged_out(self, request, message: str):
+        """The acting administrator ended their own sessions, this one included: Django
+        could not save it at the end of the request (it answers 400 then). Log out here
+        too, as everywhere else, and go to the login page with the outcome."""
+        logout(request)
+        messages.success(request, message)
+        return HttpResponseRedirect(reverse("admin:login"))

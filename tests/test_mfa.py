@@ -3,6 +3,7 @@
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django_otp.oath import totp
@@ -307,6 +308,28 @@ def test_an_administrator_ends_a_users_sessions(superuser_client, portal_admin):
     for client in (laptop, phone):
         assert client.get(reverse("tokens:list"))["Location"].startswith(reverse("login"))
     assert not UserSession.objects.filter(user=portal_admin).exists()
+
+
+@pytest.mark.parametrize("action", ["end_sessions", "reset_two_factor"])
+def test_an_administrator_who_ends_their_own_sessions_is_logged_out_cleanly(
+    superuser_client, portal_admin, action
+):
+    root = get_user_model().objects.get(username="root")
+    laptop = Client()
+    log_in(laptop, portal_admin)
+    response = superuser_client.post(
+        reverse("admin:auth_user_changelist"),
+        {"action": action, "_selected_action": [root.pk, portal_admin.pk]},
+    )
+    # Not a 400 for the session Django could no longer save: logged out, to the login page.
+    assert response.status_code == 302
+    assert response["Location"] == reverse("admin:login")
+    assert not UserSession.objects.filter(user__in=[root, portal_admin]).exists()
+    after = superuser_client.get(reverse("admin:auth_user_changelist"))
+    assert after.status_code == 302 and reverse("admin:index") != after["Location"]
+    assert laptop.get(reverse("tokens:list"))["Location"].startswith(reverse("login"))
+    page = superuser_client.get(response["Location"], follow=True)
+    assert "user(s)" in page.content.decode()
 
 
 def test_an_administrator_resets_a_lost_authenticator(superuser_client, portal_admin, settings):
