@@ -24,6 +24,7 @@ def main(argv=None) -> int:
         args.tokens = 10_000
     common.say(f"seed bench: {common.machine()}")
     name = f"{common.DB_PREFIX}_seed"
+    common.BENCH_DIR.mkdir(parents=True, exist_ok=True)  # the SQLite file's directory
     for backend in args.backends:
         env = common.portal_env(backend, 0, DATABASE_URL=common.database_url(backend, name))
         common.create_database(backend, name)
