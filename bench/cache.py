@@ -30,8 +30,9 @@ class ColdTokensMixin:
 
 
 class ColdReadMixin(ColdTokensMixin):
-    def read(self, keys, counter=None):  # the lean readers (portal/*_cache.py)
-        return super().read([key for key in keys if not key.startswith(_COLD)], counter)
+    def read(self, keys, counter=None, keep_local=None):  # the lean readers (portal/*_cache.py)
+        keys = [key for key in keys if not key.startswith(_COLD)]
+        return super().read(keys, counter, keep_local=keep_local)
 
 
 class ColdLocMemCache(ColdReadMixin, LocMemCache):

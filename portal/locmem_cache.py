@@ -15,12 +15,13 @@ from django.core.cache.backends import locmem
 
 
 class LocMemCache(locmem.LocMemCache):
-    def read(self, keys: list[str], counter: tuple[str, int] | None = None):
+    def read(self, keys: list[str], counter: tuple[str, int] | None = None, keep_local=None):
         """``(get_many(keys), count)``, as ``RedisCache.read`` answers.
 
-        ``counter`` is ``(key, timeout)``: that counter is created with the timeout if
-        absent and incremented, and its new value returned as ``count``; else ``count``
-        is None.
+        ``counter`` is ``(key, timeout[, amount])``: that counter is created with the
+        timeout if absent, ``amount`` (1) is added, and its new value returned as
+        ``count``; else ``count`` is None. (``keep_local`` is for Redis's local tier:
+        this cache is local already.)
         """
         made = [(key, self.make_key(key)) for key in keys]
         counted = None
@@ -28,11 +29,12 @@ class LocMemCache(locmem.LocMemCache):
         with self._lock:
             if counter is not None:
                 key = self.make_key(counter[0])
+                amount = counter[2] if len(counter) > 2 else 1
                 if self._has_expired(key):
-                    counted = 1
+                    counted = amount
                     self._set(key, pickle.dumps(counted, self.pickle_protocol), counter[1])
                 else:  # as incr(): the expiry stays
-                    counted = pickle.loads(self._cache[key]) + 1  # noqa: S301
+                    counted = pickle.loads(self._cache[key]) + amount  # noqa: S301
                     self._cache[key] = pickle.dumps(counted, self.pickle_protocol)
                     self._cache.move_to_end(key, last=False)
             for key, made_key in made:

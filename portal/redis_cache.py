@@ -13,18 +13,31 @@ Two changes to Django's backend, both measured with ``bench.cpu`` (bench/RESULTS
   Keys and values are exactly Django's (``make_key``, Django's serializer), so both
   paths read and write the same entries. Where the lean reader cannot be used (TLS,
   Unix sockets, several servers, no hiredis), ``read`` falls back to Django's calls.
+- **A local tier in front of Redis** (``LocalTier``, option ``LOCAL_TIER``): what
+  ``read`` found under the gateway's keys is kept in the process and answered from
+  there while the process can vouch that it has seen every purge. A write of such a
+  key publishes a purge and returns only once every process has applied it; the
+  class's docstring gives the protocol.
 """
 
+import collections
+import contextlib
+import logging
 import os
 import socket
 import threading
+import time
 
 from django.core.cache.backends import redis as django_redis
+from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
 try:
     import hiredis
 except ImportError:  # pragma: no cover - hiredis is a dependency (redis[hiredis])
     hiredis = None
+
+
+logger = logging.getLogger(__name__)
 
 
 class RedisCacheClient(django_redis.RedisCacheClient):
@@ -140,29 +153,260 @@ class LeanRedis:
             sock.close()
 
 
+class LocalTier:
+    """Entries read from Redis, kept in this process and trusted only while it can prove
+    it has applied every purge published before the last moment it checked.
+
+    **Listener.** A thread keeps a connection of its own SUBSCRIBEd to the purge
+    channel and sends a PING on it every ``ping`` seconds. Redis answers commands and
+    delivers messages on one connection in order, so when the answer to a PING sent at
+    ``t`` arrives, every purge published before ``t`` has been received, and applied
+    (a purge drops every entry). The thread then trusts the entries until
+    ``t + trust``. Any error, or no answer, and the trust lapses; a new subscription
+    starts with no entries.
+
+    **Writers** (``RedisCache.set_everywhere``) publish after the write and return
+    ``settle`` seconds later, ``settle`` > ``trust``. A check starting after that uses an
+    entry only under trust from a PING sent after the publish, hence after its purge.
+    Measured on one clock each (no clock is compared with another machine's).
+
+    **Filling.** An entry read from Redis goes into the dict that was current *before*
+    the read: a purge in between replaces the dict, and the late entry lands in the old
+    one, which nobody reads any more. Reads take the trust first, then the dict.
+    """
+
+    def __init__(self, lean, channel: bytes, *, prefixes, seconds, trust, settle, ping):
+        if not ping < trust < settle:
+            raise ValueError("LOCAL_TIER needs ping < trust < settle.")
+        self.lean, self.channel, self.prefixes = lean, channel, tuple(prefixes)
+        self.seconds, self.trust, self.settle, self.ping = seconds, trust, settle, ping
+        self.entries: dict = {}
+        self.trusted_until = 0.0
+        self.max_entries = 100_000
+        self._pid = self._listener = None
+        self._subscribed = False
+        self._start_lock = threading.Lock()
+
+    def keeps(self, key: str) -> bool:
+        return key.startswith(self.prefixes)
+
+    def start(self) -> None:
+        """Start the listener of this process (again after a fork: threads do not follow)."""
+        if self._pid == os.getpid():
+            return
+        with self._start_lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self.entries, self.trusted_until = {}, 0.0
+            self._listener = token = object()
+            listener = threading.Thread(
+                target=self._run, args=(token,), name="cache-purges", daemon=True
+            )
+            listener.start()
+
+    def stop(self) -> None:
+        """Stop trusting, and the listener (at its next wake-up); ``start`` starts anew."""
+        self._listener = self._pid = None
+        self.trusted_until = 0.0
+        self.drop()
+
+    def drop(self) -> None:
+        self.entries = {}
+
+    def _run(self, token) -> None:
+        pause = 0.2
+        while self._listener is token:
+            try:
+                self._listen(token)
+            except Exception as error:  # any: the trust lapses, then a new subscription
+                if pause == 0.2 or pause >= 5.0:  # the first failure, then every 5 s
+                    logger.warning("Cache purge listener: %r; no local answers meanwhile", error)
+            if self._listener is not token:
+                return  # stopped: the trust belongs to the listener that replaced this one
+            self.trusted_until = 0.0
+            self.drop()
+            time.sleep(pause)
+            pause = 0.2 if self._subscribed else min(5.0, pause * 2)
+
+    def _listen(self, token) -> None:
+        sock = socket.create_connection(self.lean.address, timeout=self.lean.connect_timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            reader = hiredis.Reader()
+            # AUTH, SELECT (harmless: channels span databases), a name for CLIENT LIST.
+            setup = [*self.lean.setup, _encode("CLIENT", "SETNAME", f"tp-purges-{os.getpid()}")]
+            self._subscribed = False
+            sock.sendall(b"".join([*setup, _encode("SUBSCRIBE", self.channel)]))
+            sock.settimeout(self.lean.timeout or 1.0)
+            for _ in range(len(setup) + 1):  # their OKs, then the subscription's confirmation
+                reply = _next_reply(sock, reader)
+                if isinstance(reply, Exception):
+                    raise reply
+            self._subscribed = True
+            self.drop()  # purges before the subscription were not seen
+            pings: collections.deque = collections.deque()
+            next_ping = 0.0
+            while self._listener is token:
+                now = time.monotonic()
+                if now >= next_ping:
+                    sock.sendall(_PING)
+                    pings.append(now)
+                    next_ping = now + self.ping
+                if pings and now - pings[0] > 1.0:
+                    raise TimeoutError("no answer to a PING in 1 s")
+                sock.settimeout(max(0.001, next_ping - time.monotonic()))
+                try:
+                    data = sock.recv(65536)
+                except TimeoutError:
+                    continue
+                if not data:
+                    raise ConnectionError("Redis closed the connection")
+                reader.feed(data)
+                while (reply := reader.gets()) is not False:
+                    kind = reply[0] if isinstance(reply, list) else reply
+                    if kind == b"message":
+                        self.drop()
+                    elif kind == b"pong" and self._listener is token:
+                        self.trusted_until = pings.popleft() + self.trust
+                    elif isinstance(reply, Exception):
+                        raise reply
+        finally:
+            sock.close()
+
+    def get(self, keys: list[str]) -> tuple[dict, dict]:
+        """``(found, entries)``: what the tier holds of ``keys`` (nothing unless trusted),
+        and the dict to fill with what Redis answers for the rest."""
+        self.start()
+        trusted = time.monotonic() < self.trusted_until  # the trust first, then the dict
+        entries = self.entries
+        found = {}
+        if trusted:
+            now = time.monotonic()
+            for key in keys:
+                entry = entries.get(key)
+                if entry is not None and entry[1] > now:
+                    found[key] = entry[0]
+        return found, entries
+
+    def fill(self, entries: dict, values: dict) -> None:
+        if len(entries) > self.max_entries:
+            entries.clear()
+        expires = time.monotonic() + self.seconds
+        for key, value in values.items():
+            entries[key] = (value, expires)
+
+
+_PING = b"*1\r\n$4\r\nPING\r\n"
+_settling = threading.local()
+
+
+def _next_reply(sock, reader):
+    while (reply := reader.gets()) is False:
+        data = sock.recv(65536)
+        if not data:
+            raise ConnectionError("Redis closed the connection")
+        reader.feed(data)
+    return reply
+
+
+@contextlib.contextmanager
+def settle_once():
+    """Within this block, writes that publish a purge do not wait each; the block's end
+    waits once, until the last of them has settled (a request revoking many tokens)."""
+    if getattr(_settling, "deadline", None) is not None:  # nested: the outer block waits
+        yield
+        return
+    _settling.deadline = 0.0
+    try:
+        yield
+    finally:
+        deadline, _settling.deadline = _settling.deadline, None
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            time.sleep(remaining)
+
+
+def _settle(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    if getattr(_settling, "deadline", None) is not None:
+        _settling.deadline = max(_settling.deadline, deadline)
+    else:
+        time.sleep(seconds)
+
+
 class RedisCache(django_redis.RedisCache):
     def __init__(self, server, params):
-        super().__init__(server, params)
+        options = dict(params.get("OPTIONS") or {})
+        local = options.pop("LOCAL_TIER", None)
+        super().__init__(server, {**params, "OPTIONS": options})
         self._class = RedisCacheClient  # Django sets its own in __init__
         self._lean = LeanRedis.for_servers(self._servers, self._options)
+        self._tier = None
+        if local and self._lean is not None:
+            channel = self.make_key("purges").encode()
+            self._tier = LocalTier(self._lean, channel, **local)
 
-    def read(self, keys: list[str], counter: tuple[str, int] | None = None):
-        """``(get_many(keys), count)`` in one round trip.
+    # Every change of a key the local tiers may hold is published, whoever makes it.
 
-        ``counter`` is ``(key, timeout)``: that counter is incremented (created with the
-        timeout if absent, in one MULTI) and its new value returned as ``count``; else
-        ``count`` is None.
+    def _publish(self, keys) -> None:
+        tier = self._tier
+        if tier is None or not any(key is None or tier.keeps(key) for key in keys):
+            return
+        tier.drop()  # this process at once; the others through the channel
+        self._lean.execute([_encode("PUBLISH", tier.channel, b"purge")])  # any: all drop
+        _settle(tier.settle)
+
+    def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        super().set(key, value, timeout, version)
+        self._publish([key])
+
+    def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
+        failed = super().set_many(data, timeout, version)
+        self._publish(list(data))
+        return failed
+
+    def delete(self, key, version=None):
+        deleted = super().delete(key, version)
+        self._publish([key])
+        return deleted
+
+    def delete_many(self, keys, version=None):
+        super().delete_many(keys, version)
+        self._publish(list(keys))
+
+    def clear(self):
+        super().clear()
+        self._publish([None])
+
+    def read(self, keys: list[str], counter: tuple[str, int] | None = None, keep_local=None):
+        """``(get_many(keys), count)`` in one round trip, or none.
+
+        ``counter`` is ``(key, timeout[, amount])``: ``amount`` (1) is added to that
+        counter (created with the timeout if absent, in one MULTI) and its new value
+        returned as ``count``; else ``count`` is None. With a local tier, keys it holds
+        are answered from it, and values read from Redis for which ``keep_local(value)``
+        is true are kept in it.
         """
         if self._lean is None:
             values = self.get_many(keys) if keys else {}
             return values, None if counter is None else self._increment(*counter)
+        local, entries = {}, None
+        tier = self._tier
+        if tier is not None and keys:
+            local, entries = tier.get(keys)
+            if local:
+                keys = [key for key in keys if key not in local]
+                if not keys and counter is None:
+                    return local, None
         commands = []
         if counter is not None:  # created with its timeout and counted, atomically
             counter_key = self.make_key(counter[0])
             timeout = max(1, int(counter[1]))
+            amount = counter[2] if len(counter) > 2 else 1
             commands.append(_encode("MULTI"))
             commands.append(_encode("SET", counter_key, 0, "EX", timeout, "NX"))
-            commands.append(_encode("INCR", counter_key))
+            commands.append(_encode("INCRBY", counter_key, amount))
             commands.append(_encode("EXEC"))
         if keys:
             commands.append(_encode("MGET", *(self.make_key(key) for key in keys)))
@@ -172,6 +416,13 @@ class RedisCache(django_redis.RedisCache):
             loads = self._cache._serializer.loads
             found = zip(keys, replies[-1], strict=True)
             values = {key: loads(data) for key, data in found if data is not None}
+            if entries is not None and keep_local is not None:
+                tier.fill(
+                    entries,
+                    {k: v for k, v in values.items() if tier.keeps(k) and keep_local(v)},
+                )
+        if local:
+            values.update(local)
         return values, None if counter is None else replies[3][1]
 
     def mark(self, key: str, timeout: int) -> bool:
@@ -182,6 +433,6 @@ class RedisCache(django_redis.RedisCache):
         command = _encode("SET", self.make_key(key), value, "EX", max(1, int(timeout)), "NX")
         return self._lean.execute([command])[0] is not None
 
-    def _increment(self, key: str, timeout: int) -> int:
+    def _increment(self, key: str, timeout: int, amount: int = 1) -> int:
         self.add(key, 0, timeout)
-        return self.incr(key)
+        return self.incr(key, amount)

@@ -24,6 +24,8 @@ from django.core.cache import cache
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
+from portal.redis_cache import settle_once
+
 from .errors import TokenServiceError
 
 logger = logging.getLogger(__name__)
@@ -98,15 +100,16 @@ def read_many(keys: list[str]) -> dict:
     return count_and_read(None, keys)[1]
 
 
-def count(key: str, timeout: int) -> int:
-    """Increment the counter ``key`` (created for ``timeout`` seconds); raises if unreachable."""
-    lean = getattr(cache, "read", None)  # portal.redis_cache.RedisCache: one round trip
+def count(key: str, timeout: int, amount: int = 1) -> int:
+    """Add ``amount`` to the counter ``key`` (created for ``timeout`` seconds); its new
+    value. Raises if the cache is unreachable."""
+    lean = getattr(cache, "read", None)  # portal's backends: one round trip
     if lean is not None:
-        return lean([], (key, timeout))[1]
+        return lean([], (key, timeout, amount))[1]
     try:
-        return cache.incr(key)
+        return cache.incr(key, amount)
     except ValueError:  # no counter yet (or another request's, just now)
-        return 1 if cache.add(key, 1, timeout) else cache.incr(key)
+        return amount if cache.add(key, amount, timeout) else cache.incr(key, amount)
 
 
 def mark(key: str, timeout: int) -> bool:
@@ -116,8 +119,16 @@ def mark(key: str, timeout: int) -> bool:
     return lean(key, timeout) if lean is not None else cache.add(key, 1, timeout)
 
 
-def count_and_read(counter: tuple[str, int] | None, keys: list[str]) -> tuple[int | None, dict]:
-    """Increment ``counter`` (``(key, timeout)``, or None) and read ``keys``, together.
+def _keep_local(value) -> bool:
+    """Whether a process's local tier may keep a value read from the cache: a purge
+    marker sends checks to the database while it stands, so it is never kept."""
+    return value != PURGED
+
+
+def count_and_read(
+    counter: tuple[str, int, int] | None, keys: list[str]
+) -> tuple[int | None, dict]:
+    """Add to ``counter`` (``(key, timeout, amount)``, or None) and read ``keys``, together.
 
     With Redis both go in one round trip. When the cache cannot be reached, the count
     is None and every key reads ``PURGED``: callers let the request through to the
@@ -126,7 +137,7 @@ def count_and_read(counter: tuple[str, int] | None, keys: list[str]) -> tuple[in
     try:
         lean = getattr(cache, "read", None)
         if lean is not None:
-            values, counted = lean(keys, counter)
+            values, counted = lean(keys, counter, keep_local=_keep_local)
             return counted, values
         counted = None if counter is None else count(*counter)
         return counted, cache.get_many(keys) if keys else {}
@@ -167,6 +178,17 @@ def _api_changed(sender, instance, **kwargs):
 def _token_deleted(sender, instance, **kwargs):
     # Tokens are revoked, not deleted; should one be deleted anyway, no cache keeps it.
     transaction.on_commit(partial(_quietly, purge_token, instance.digest))
+
+
+def settle_once_middleware(get_response):
+    """Purges published while a request runs (a bulk revoke: one per token) are waited
+    for once, before it answers, not one after another (``portal.redis_cache``)."""
+
+    def middleware(request):
+        with settle_once():
+            return get_response(request)
+
+    return middleware
 
 
 post_delete.connect(_token_deleted, sender="tokens.AccessToken", dispatch_uid="tp-token-delete")

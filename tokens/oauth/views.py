@@ -302,9 +302,13 @@ def _introspect_lean(
         keys.append(token_key)
     else:
         token_key = None
-    # The rate-limit count, the client and the token: one round trip.
-    counter = None if window is None else (window.key, window.period + 1)
+    # The rate-limit count, the client and the token: one round trip at most (the count
+    # goes to the cache once a batch of it is full; the reads may be answered locally).
+    due = 0 if window is None else ratelimit.take(window)
+    counter = (window.key, window.period + 1, due) if due else None
     counted, cached = cache.count_and_read(counter, keys)
+    if window is not None and (due == 0 or counted is not None):  # else: the cache is down
+        counted = ratelimit.estimate(window, counted)
     if window is not None and window.retry_after(counted) is not None:
         return _Lean(counted, None)  # refused before any other work
     try:
