@@ -165,10 +165,12 @@ class LocalTier:
     ``t + trust``. Any error, or no answer, and the trust lapses; a new subscription
     starts with no entries.
 
-    **Writers** (``RedisCache.set_everywhere``) publish after the write and return
-    ``settle`` seconds later, ``settle`` > ``trust``. A check starting after that uses an
-    entry only under trust from a PING sent after the publish, hence after its purge.
-    Measured on one clock each (no clock is compared with another machine's).
+    **Writers.** Every write of such a key (``RedisCache.set``, ``delete``, … ``clear``)
+    drops this process's entries, publishes a purge, and returns ``settle`` seconds
+    after Redis took the publish, ``settle`` > ``trust``. A check starting after that
+    uses an entry only under trust from a PING sent after the publish, which Redis
+    answered after delivering the purge. Each side measures only its own durations: no
+    clock is compared with another machine's.
 
     **Filling.** An entry read from Redis goes into the dict that was current *before*
     the read: a purge in between replaces the dict, and the late entry lands in the old
