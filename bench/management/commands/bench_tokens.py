@@ -6,6 +6,7 @@ credentials, and the secrets of ``--count`` active tokens of that client.
 
 import json
 from datetime import timedelta
+from pathlib import Path
 
 from django.core.management.base import BaseCommand
 from django.db import transaction
@@ -68,6 +69,7 @@ class Command(BaseCommand):
             )
             for token in tokens
         )
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         with open(out, "w") as file:
             json.dump(
                 {
