@@ -31,8 +31,10 @@ class ColdTokensMixin:
 
 class ColdReadMixin(ColdTokensMixin):
     def read(self, keys, counter=None, keep_local=None):  # the lean readers (portal/*_cache.py)
-        keys = [key for key in keys if not key.startswith(_COLD)]
-        return super().read(keys, counter, keep_local=keep_local)
+        """A real miss: the token's key is asked for (one round trip with the others, and
+        nothing kept in a process's local tier), and its answer thrown away."""
+        values, counted = super().read(keys, counter)
+        return {k: v for k, v in values.items() if not k.startswith(_COLD)}, counted
 
 
 class ColdLocMemCache(ColdReadMixin, LocMemCache):
