@@ -16,7 +16,8 @@ from django.core.cache.backends import locmem
 
 class LocMemCache(locmem.LocMemCache):
     def read(self, keys: list[str], counter: tuple[str, int] | None = None, keep_local=None):
-        """``(get_many(keys), count)``, as ``RedisCache.read`` answers.
+        """``(get_many(keys), count)``, as ``RedisCache.read`` answers (its values shared
+        between reads, as the Redis tier's are).
 
         ``counter`` is ``(key, timeout[, amount])``: that counter is created with the
         timeout if absent, ``amount`` (1) is added, and its new value returned as
@@ -43,7 +44,20 @@ class LocMemCache(locmem.LocMemCache):
                     continue
                 found[key] = self._cache[made_key]
                 self._cache.move_to_end(made_key, last=False)
-        return {key: pickle.loads(pickled) for key, pickled in found.items()}, counted  # noqa: S301
+        return {key: self._decoded(key, pickled) for key, pickled in found.items()}, counted
+
+    def _decoded(self, key: str, pickled: bytes):
+        """The value stored as ``pickled``, unpickled once for as long as it stays stored:
+        ``read``'s callers share it and must not change it (the gateway's are tuples)."""
+        memo = self.__dict__.setdefault("_memo", {})
+        kept = memo.get(key)
+        if kept is not None and kept[0] is pickled:
+            return kept[1]
+        if len(memo) >= self._max_entries:
+            memo.clear()
+        value = pickle.loads(pickled)  # noqa: S301
+        memo[key] = (pickled, value)
+        return value
 
     def mark(self, key: str, timeout: int) -> bool:
         """``add(key, 1, timeout)``, as ``RedisCache.mark``: whether the key was absent."""

@@ -107,3 +107,13 @@ def test_mark_adds_once_for_its_timeout(backend, clock):
     assert backend.get("used") == 1
     clock.now += 31
     assert backend.mark("used", 30) is True
+
+
+def test_a_stored_value_is_unpickled_once_and_a_new_one_is_read(backend):
+    backend.set("token", ("active", 1))
+    first = backend.read(["token"])[0]["token"]
+    assert backend.read(["token"])[0]["token"] is first  # shared, not unpickled again
+    backend.set("token", ("revoked", 2))
+    assert backend.read(["token"])[0]["token"] == ("revoked", 2)
+    backend.delete("token")
+    assert backend.read(["token"])[0] == {}

@@ -15,6 +15,7 @@ The stdlib ``logging`` is imported absolutely; this module only shares its name.
 import contextvars
 import json
 import logging
+import os
 import re
 from datetime import UTC, datetime
 from functools import partial
@@ -156,7 +157,9 @@ def security_log(
     if token is not None:
         record["token_id"] = str(getattr(token, "public_id", token))
     record["remote_addr"] = remote_addr or context.get("remote_addr")
-    if context.get("request_id"):
+    if "request_id" in context:
+        if context["request_id"] is None:  # the request's first event: its id, from now on
+            context["request_id"] = os.urandom(16).hex()
         record["request_id"] = context["request_id"]
     record.update({key: value for key, value in fields.items() if value is not None})
     emit = partial(logger.log, level, event, extra={"security": record})

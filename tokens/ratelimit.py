@@ -5,6 +5,7 @@ over processes is counted once. Limits live in ``settings.TOKEN_PORTAL["RATE_LIM
 as ``{scope: "N/s" | "N/m" | "N/h"}``; a missing or empty limit means no limit.
 """
 
+import functools
 import logging
 import math
 import threading
@@ -20,6 +21,7 @@ logger = logging.getLogger(__name__)
 _PERIODS = {"s": 1, "m": 60, "h": 3600}
 
 
+@functools.lru_cache(maxsize=64)
 def parse_limit(limit: str) -> tuple[int, int]:
     """``"60/m"`` → (60, 60): at most that many requests per that many seconds."""
     count, _, period = limit.partition("/")

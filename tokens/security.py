@@ -18,7 +18,6 @@ import contextvars
 import hashlib
 import ipaddress
 import logging
-import os
 import re
 from functools import cache
 
@@ -104,7 +103,8 @@ def begin_request(meta: dict, actor=None) -> contextvars.Token:
     if proxies:
         meta["REMOTE_ADDR"] = client_address(meta, proxies)
     supplied_id = meta.get("HTTP_X_REQUEST_ID", "")
-    request_id = supplied_id if _REQUEST_ID_RE.match(supplied_id) else os.urandom(16).hex()
+    # None: made when a security event first needs it (most requests log none).
+    request_id = supplied_id if supplied_id and _REQUEST_ID_RE.match(supplied_id) else None
     return request_context.set(
         {
             "remote_addr": meta.get("REMOTE_ADDR") or None,
