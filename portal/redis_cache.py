@@ -109,7 +109,7 @@ class LeanRedis:
             self._roundtrip(self.setup)  # AUTH, SELECT: the socket is used only once they pass
         self.local.pid = os.getpid()
 
-    def _roundtrip(self, commands: list[bytes]) -> list:
+    def _roundtrip(self, commands: list[bytes], *, errors: bool = False) -> list:
         local = self.local
         local.sock.sendall(b"".join(commands))
         replies = []
@@ -121,18 +121,20 @@ class LeanRedis:
                     raise ConnectionError("Redis closed the connection")
                 local.reader.feed(data)
                 continue
-            if isinstance(reply, Exception):
+            if isinstance(reply, Exception) and not errors:
                 raise reply
             replies.append(reply)
         return replies
 
-    def execute(self, commands: list[bytes]) -> list:
+    def execute(self, commands: list[bytes], *, errors: bool = False) -> list:
+        """The replies to ``commands``, sent together; with ``errors``, a command's error
+        is its reply (every reply read, the connection kept), else it is raised."""
         for attempt in (1, 2):
             reused = getattr(self.local, "pid", None) == os.getpid()
             try:
                 if not reused:  # first use, or a forked child
                     self._connect()
-                return self._roundtrip(commands)
+                return self._roundtrip(commands, errors=errors)
             except (ConnectionError, EOFError) as error:
                 self.close()
                 # A kept socket that Redis closed meanwhile (restart, idle timeout): one
@@ -165,16 +167,20 @@ class LocalTier:
     ``t + trust``. Any error, or no answer, and the trust lapses; a new subscription
     starts with no entries.
 
-    **Writers.** Every write of such a key (``RedisCache.set``, ``delete``, … ``clear``)
-    drops this process's entries, publishes a purge, and returns ``settle`` seconds
-    after Redis took the publish, ``settle`` > ``trust``. A check starting after that
+    **Writers.** Every write of such a key (``RedisCache.set``, ``delete``, … ``clear``),
+    in any process, tier or not, drops this process's entries, publishes a purge on the
+    same connection as the write, and returns ``settle`` seconds after Redis took the
+    publish, ``settle`` > ``trust``. A check starting after that
     uses an entry only under trust from a PING sent after the publish, which Redis
     answered after delivering the purge. Each side measures only its own durations: no
     clock is compared with another machine's.
 
     **Filling.** An entry read from Redis goes into the dict that was current *before*
     the read: a purge in between replaces the dict, and the late entry lands in the old
-    one, which nobody reads any more. Reads take the trust first, then the dict.
+    one, which nobody reads any more. Reads take the trust first, then the dict. A copy
+    lives ``seconds`` at most, and never longer than its entry in Redis (PTTL).
+
+    One tier per process and Redis channel (``shared``), whatever the threads.
     """
 
     def __init__(self, lean, channel: bytes, *, prefixes, seconds, trust, settle, ping):
@@ -188,6 +194,20 @@ class LocalTier:
         self._pid = self._listener = None
         self._subscribed = False
         self._start_lock = threading.Lock()
+
+    _shared: dict = {}
+    _shared_lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, lean, channel: bytes, **options) -> "LocalTier":
+        """The process's one tier for this Redis and channel: Django makes a cache backend
+        per thread, and each would otherwise keep its own copy and listener."""
+        key = (lean.address, tuple(lean.setup), channel, tuple(sorted(options.items())))
+        with cls._shared_lock:
+            tier = cls._shared.get(key)
+            if tier is None:
+                tier = cls._shared[key] = cls(lean, channel, **options)
+            return tier
 
     def keeps(self, key: str) -> bool:
         return key.startswith(self.prefixes)
@@ -217,12 +237,13 @@ class LocalTier:
         self.entries = {}
 
     def _run(self, token) -> None:
-        pause = 0.2
+        pause, last = 0.2, None
         while self._listener is token:
             try:
                 self._listen(token)
             except Exception as error:  # any: the trust lapses, then a new subscription
-                if pause == 0.2 or pause >= 5.0:  # the first failure, then every 5 s
+                if repr(error) != last:  # each new kind of failure once, not every retry
+                    last = repr(error)
                     logger.warning("Cache purge listener: %r; no local answers meanwhile", error)
             if self._listener is not token:
                 return  # stopped: the trust belongs to the listener that replaced this one
@@ -241,10 +262,10 @@ class LocalTier:
             self._subscribed = False
             sock.sendall(b"".join([*setup, _encode("SUBSCRIBE", self.channel)]))
             sock.settimeout(self.lean.timeout or 1.0)
-            for _ in range(len(setup) + 1):  # their OKs, then the subscription's confirmation
+            for index in range(len(setup) + 1):  # their OKs, then the subscription's
                 reply = _next_reply(sock, reader)
-                if isinstance(reply, Exception):
-                    raise reply
+                if isinstance(reply, Exception) and index != len(setup) - 1:
+                    raise reply  # (a user without +client may not name its connection)
             self._subscribed = True
             self.drop()  # purges before the subscription were not seen
             pings: collections.deque = collections.deque()
@@ -291,16 +312,34 @@ class LocalTier:
                     found[key] = entry[0]
         return found, entries
 
-    def fill(self, entries: dict, values: dict) -> None:
+    def fill(self, entries: dict, values: dict, ttls: dict) -> None:
+        """Keep ``values`` in ``entries`` for ``seconds``, or less: until their entry in
+        Redis would lapse (``ttls``: PTTL's answers, milliseconds; -1: no expiry)."""
         if len(entries) > self.max_entries:
             entries.clear()
-        expires = time.monotonic() + self.seconds
+        now = time.monotonic()
         for key, value in values.items():
-            entries[key] = (value, expires)
+            ttl = ttls.get(key, -2)
+            if ttl == -2 or ttl == 0:  # gone meanwhile
+                continue
+            lifetime = self.seconds if ttl < 0 else min(self.seconds, ttl / 1000)
+            entries[key] = (value, now + lifetime)
 
 
 _PING = b"*1\r\n$4\r\nPING\r\n"
 _settling = threading.local()
+_refused: set = set()
+
+
+def _refused_once(channel: bytes, error: Exception) -> None:
+    if channel not in _refused:
+        _refused.add(channel)
+        logger.error(
+            "Redis refuses PUBLISH on %s (%s): no process can keep a local tier coherent "
+            "with this Redis user; give it the channel, or set TOKEN_PORTAL_LOCAL_CACHE=0.",
+            channel.decode(),
+            error,
+        )
 
 
 def _next_reply(sock, reader):
@@ -340,46 +379,93 @@ def _settle(seconds: float) -> None:
 class RedisCache(django_redis.RedisCache):
     def __init__(self, server, params):
         options = dict(params.get("OPTIONS") or {})
-        local = options.pop("LOCAL_TIER", None)
+        local = dict(options.pop("LOCAL_TIER", None) or {})
         super().__init__(server, {**params, "OPTIONS": options})
         self._class = RedisCacheClient  # Django sets its own in __init__
         self._lean = LeanRedis.for_servers(self._servers, self._options)
+        # Writes of the gateway's keys are published whether or not this process keeps a
+        # tier of its own: others may.
+        self._purges = None  # (prefixes, channel, settle)
         self._tier = None
-        if local and self._lean is not None:
+        if local:
+            keep = local.pop("keep", True)
             channel = self.make_key("purges").encode()
-            self._tier = LocalTier(self._lean, channel, **local)
+            self._purges = (tuple(local["prefixes"]), channel, local["settle"])
+            if keep and self._lean is not None:
+                self._tier = LocalTier.shared(self._lean, channel, **local)
 
-    # Every change of a key the local tiers may hold is published, whoever makes it.
+    # Every change of a key the local tiers may hold is published, whoever makes it, on
+    # the same connection as the change itself (so both reach the same Redis).
 
-    def _publish(self, keys) -> None:
-        tier = self._tier
-        if tier is None or not any(key is None or tier.keeps(key) for key in keys):
-            return
-        tier.drop()  # this process at once; the others through the channel
-        self._lean.execute([_encode("PUBLISH", tier.channel, b"purge")])  # any: all drop
-        _settle(tier.settle)
+    def _published(self, key) -> bool:
+        return self._purges is not None and key.startswith(self._purges[0])
+
+    def _write_everywhere(self, commands: list[tuple]) -> list:
+        """Run ``commands`` (writes of the gateway's keys), then publish a purge; return
+        their replies once every process's tier has dropped its entries."""
+        _, channel, settle = self._purges
+        if self._tier is not None:
+            self._tier.drop()  # this process at once; the others through the channel
+        commands = [*commands, ("PUBLISH", channel, b"purge")]  # any message: all drop
+        if self._lean is not None:
+            replies = self._lean.execute([_encode(*command) for command in commands], errors=True)
+        else:
+            pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
+            for command in commands:
+                pipeline.execute_command(*command)
+            replies = pipeline.execute(raise_on_error=False)
+        *written, published = replies
+        for reply in written:
+            if isinstance(reply, Exception):
+                raise reply
+        if isinstance(published, Exception):
+            if "NOPERM" not in str(published):
+                raise published
+            _refused_once(channel, published)  # no process can subscribe either
+        elif self._tier is not None or published:  # some process may keep a tier
+            _settle(settle)
+        return written
+
+    def _made_timeout(self, timeout) -> int | None:
+        return self.get_backend_timeout(timeout)  # None: no expiry; 0: gone at once
 
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        super().set(key, value, timeout, version)
-        self._publish([key])
+        if not self._published(key):
+            return super().set(key, value, timeout, version)
+        made = self.make_and_validate_key(key, version=version)
+        seconds = self._made_timeout(timeout)
+        if seconds is not None and seconds <= 0:
+            self._write_everywhere([("DEL", made)])
+            return None
+        data = self._cache._serializer.dumps(value)
+        expiry = () if seconds is None else ("PX", max(1, int(seconds * 1000)))
+        self._write_everywhere([("SET", made, data, *expiry)])
+        return None
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
-        failed = super().set_many(data, timeout, version)
-        self._publish(list(data))
-        return failed
+        if not any(self._published(key) for key in data):
+            return super().set_many(data, timeout, version)
+        for key, value in data.items():
+            self.set(key, value, timeout, version)
+        return []
 
     def delete(self, key, version=None):
-        deleted = super().delete(key, version)
-        self._publish([key])
-        return deleted
+        if not self._published(key):
+            return super().delete(key, version)
+        made = self.make_and_validate_key(key, version=version)
+        return bool(self._write_everywhere([("DEL", made)])[0])
 
     def delete_many(self, keys, version=None):
-        super().delete_many(keys, version)
-        self._publish(list(keys))
+        keys = list(keys)
+        if not any(self._published(key) for key in keys):
+            return super().delete_many(keys, version)
+        for key in keys:
+            self.delete(key, version)
 
     def clear(self):
         super().clear()
-        self._publish([None])
+        if self._purges is not None:
+            self._write_everywhere([])
 
     def read(self, keys: list[str], counter: tuple[str, int] | None = None, keep_local=None):
         """``(get_many(keys), count)`` in one round trip, or none.
@@ -410,18 +496,25 @@ class RedisCache(django_redis.RedisCache):
             commands.append(_encode("SET", counter_key, 0, "EX", timeout, "NX"))
             commands.append(_encode("INCRBY", counter_key, amount))
             commands.append(_encode("EXEC"))
+        filling = entries is not None and keep_local is not None
+        made = [self.make_key(key) for key in keys]
         if keys:
-            commands.append(_encode("MGET", *(self.make_key(key) for key in keys)))
+            commands.append(_encode("MGET", *made))
+        if filling:  # a local copy lives no longer than the entry in Redis
+            commands.extend(_encode("PTTL", key) for key in made)
         replies = self._lean.execute(commands)
         values = {}
         if keys:
+            mget = replies[-1 - len(keys)] if filling else replies[-1]
             loads = self._cache._serializer.loads
-            found = zip(keys, replies[-1], strict=True)
+            found = zip(keys, mget, strict=True)
             values = {key: loads(data) for key, data in found if data is not None}
-            if entries is not None and keep_local is not None:
+            if filling:
+                ttls = dict(zip(keys, replies[-len(keys) :], strict=True))
                 tier.fill(
                     entries,
                     {k: v for k, v in values.items() if tier.keeps(k) and keep_local(v)},
+                    ttls,
                 )
         if local:
             values.update(local)

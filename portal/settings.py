@@ -116,19 +116,17 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 REDIS_URL = os.environ.get("REDIS_URL", "")
 
 
-def _local_tier() -> dict | None:
-    if os.environ.get("TOKEN_PORTAL_LOCAL_CACHE", "1") == "0":
-        return None
+def _local_tier() -> dict:
     seconds = min(
         int(os.environ.get("TOKEN_PORTAL_GATEWAY_CACHE_SECONDS", "60")),
         int(os.environ.get("TOKEN_PORTAL_CLIENT_CACHE_SECONDS", "30")),
     )
-    if seconds <= 0:
-        return None
     return {
+        # Whether this process keeps a tier; its writes are published either way.
+        "keep": os.environ.get("TOKEN_PORTAL_LOCAL_CACHE", "1") != "0" and seconds > 0,
         # The gateway's answers, the API index's version, client records (tokens.cache).
         "prefixes": ("gw:tok:", "gw:apis:", "oauth:client:"),
-        "seconds": seconds,
+        "seconds": max(1, seconds),
         # PING every 10 ms; entries trusted for 50 ms after a PING that was answered; a
         # change returns 80 ms after its purge is published.
         "ping": 0.01,
@@ -150,7 +148,7 @@ if REDIS_URL:
                 "socket_timeout": float(os.environ.get("REDIS_TIMEOUT", "1")),
                 # Warm gateway checks answered in the process, without a round trip; a
                 # change of a token, client or API is applied by every process before it
-                # returns (portal.redis_cache.LocalTier). 0 turns it off.
+                # returns (portal.redis_cache.LocalTier).
                 "LOCAL_TIER": _local_tier(),
             },
             "KEY_PREFIX": os.environ.get("DJANGO_CACHE_PREFIX", "tp"),

@@ -9,10 +9,13 @@ a full round trip to the client (or to nginx) on every request, and a sync worke
 serves nobody else meanwhile: with a gateway calling ``/gateway/auth`` on every API
 request, half of a worker's time went to waiting (bench/RESULTS.md).
 
-``SyncWorker`` closes at once when a close cannot reset: the request's body was read to
-its end and nothing more has arrived. Any other way out of a request (a body left
-unread, a chunked body, data after the request, an error, TLS) keeps gunicorn's
-lingering close. Served with it by ``gunicorn.conf.py`` at the project's root.
+``SyncWorker`` closes at once when nothing is left unread: the request's body was read
+to its end and nothing more has arrived, so the close sends a FIN, as gunicorn's sync
+worker did before version 27. Any other way out of a request (a body left unread, a
+chunked body, data after the request, an error, TLS) keeps gunicorn's lingering close.
+(Bytes a client sends after its answer, pipelining against our ``Connection: close``,
+can still meet a reset, as they could before gunicorn 27.) Served with it by
+``gunicorn.conf.py`` at the project's root.
 """
 
 import socket

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from portal.redis_cache import RedisCache, settle_once
+from portal.redis_cache import LocalTier, RedisCache, settle_once
 from tests.e2e.servers import require_redis
 
 TIER = {
@@ -26,12 +26,14 @@ TIER = {
 }
 
 
-def _backend(url: str, prefix: str) -> RedisCache:
-    params = {
-        "OPTIONS": {"socket_timeout": 1, "socket_connect_timeout": 1, "LOCAL_TIER": TIER},
-        "KEY_PREFIX": prefix,
-    }
-    return RedisCache(url, params)
+def _backend(url: str, prefix: str, *, keep: bool = True) -> RedisCache:
+    """A backend with a tier and a listener of its own: another process, as it were (in
+    one process, backends share one tier: see the test of that below)."""
+    options = {"LOCAL_TIER": {**TIER, "keep": keep}, "socket_timeout": 1}
+    backend = RedisCache(url, {"OPTIONS": options, "KEY_PREFIX": prefix})
+    if keep:
+        backend._tier = LocalTier(backend._lean, backend._purges[1], **TIER)
+    return backend
 
 
 def _trusted(backend: RedisCache) -> RedisCache:
@@ -248,10 +250,66 @@ def test_writes_in_settle_once_wait_once_at_its_end(pair, monkeypatch):
 
 def test_the_settings_must_keep_ping_trust_and_settle_in_order():
     with pytest.raises(ValueError, match="ping < trust < settle"):
-        _backend("redis://127.0.0.1:6379/0", "x").__class__(
+        RedisCache(
             "redis://127.0.0.1:6379/0",
             {"OPTIONS": {"LOCAL_TIER": {**TIER, "trust": 0.1}}, "KEY_PREFIX": "x"},
         )
+
+
+def test_backends_of_one_process_share_its_tier():
+    """Django makes a backend per thread: one tier and one listener per process."""
+    url = require_redis()
+    options = {"LOCAL_TIER": TIER}
+    first = RedisCache(url, {"OPTIONS": options, "KEY_PREFIX": "shared-x"})
+    second = RedisCache(url, {"OPTIONS": options, "KEY_PREFIX": "shared-x"})
+    other = RedisCache(url, {"OPTIONS": options, "KEY_PREFIX": "shared-y"})
+    assert first._tier is second._tier
+    assert other._tier is not first._tier  # another prefix, another channel
+
+
+def test_a_process_that_keeps_no_tier_still_publishes_its_writes(pair):
+    """Servers with TOKEN_PORTAL_LOCAL_CACHE=0 beside servers with a tier: a revoke on the
+    first kind must reach the second."""
+    first, _ = pair
+    plain = _backend(require_redis(), first.key_prefix, keep=False)
+    assert plain._tier is None
+    plain.set("gw:tok:x", "active", 30)
+    assert first.read(["gw:tok:x"], keep_local=keep_all)[0] == {"gw:tok:x": "active"}
+    plain.set("gw:tok:x", "purged", 10)
+    assert first.read(["gw:tok:x"], keep_local=keep_all)[0] == {"gw:tok:x": "purged"}
+    plain.delete_many(iter(["gw:tok:x"]))  # an iterator, consumed once
+    assert first.read(["gw:tok:x"], keep_local=keep_all)[0] == {}
+
+
+def test_a_local_copy_lapses_with_its_entry_in_redis(pair):
+    first, _ = pair
+    first.set("gw:tok:x", "active", 1)
+    first.read(["gw:tok:x"], keep_local=keep_all)
+    value, expires = first._tier.entries["gw:tok:x"]
+    assert value == "active"
+    assert expires - time.monotonic() <= 1.0  # not the tier's 30 s
+
+
+def test_a_redis_user_without_the_channel_can_still_write(pair, caplog):
+    """Redis 7 ACLs give new users no channel by default: writes go on (no process can
+    subscribe either, so none keeps a tier), and the refusal is logged once."""
+    url = require_redis()
+    admin = redis.Redis.from_url(url)
+    user = f"tp-test-{uuid.uuid4().hex[:8]}"
+    try:
+        admin.acl_setuser(
+            user, enabled=True, passwords=["+secret"], keys=["*"], commands=["+@all"],
+            channels=[], reset_channels=True,
+        )  # fmt: skip
+        limited = _backend(f"redis://{user}:secret@127.0.0.1:6379/0", "acl-x", keep=False)
+        limited.set("gw:tok:x", "purged", 10)
+        limited.set("gw:tok:y", "purged", 10)
+        assert limited.get("gw:tok:x") == "purged"
+        refusals = [r for r in caplog.records if "refuses PUBLISH" in r.getMessage()]
+        assert len(refusals) == 1
+    finally:
+        admin.acl_deluser(user)
+        admin.delete("acl-x:1:gw:tok:x", "acl-x:1:gw:tok:y")
 
 
 def test_a_forked_process_starts_afresh(pair, monkeypatch):

@@ -80,16 +80,27 @@ def test_the_overshoot_across_processes_is_at_most_one_batch_each(limits, monkey
     assert window.allowed <= admitted <= window.allowed + 4 * batch
 
 
-def test_when_the_cache_is_down_a_full_batch_is_let_through(limits, monkeypatch):
+def test_when_the_cache_is_down_a_batch_waits_for_the_next_round_trip(limits, monkeypatch):
     limits("introspect", "1000/h")
     window = ratelimit.window("introspect", "10.0.0.5")
+    real = ratelimit.cache.count
 
     def down(*args, **kwargs):
         raise ConnectionError("cache down")
 
     monkeypatch.setattr(ratelimit.cache, "count", down)
     counts = [ratelimit.count(window) for _ in range(10)]
-    assert counts[:9] == list(range(1, 10)) and counts[9] is None
+    assert counts[:9] == list(range(1, 10)) and counts[9] is None  # let through
+    monkeypatch.setattr(ratelimit.cache, "count", real)
+    assert ratelimit.count(window) == 11  # the lost batch is counted with this request
+
+
+def test_small_limits_keep_nothing_in_the_process(limits):
+    """Exact counting needs no tally: a flood of client addresses cannot grow one."""
+    limits("token", "60/m")
+    for n in range(500):
+        ratelimit.retry_after("token", f"10.1.{n // 250}.{n % 250}")
+    assert ratelimit._tally == {}
 
 
 def test_old_windows_are_forgotten(limits):

@@ -5,6 +5,7 @@ over processes is counted once. Limits live in ``settings.TOKEN_PORTAL["RATE_LIM
 as ``{scope: "N/s" | "N/m" | "N/h"}``; a missing or empty limit means no limit.
 """
 
+import collections
 import functools
 import logging
 import math
@@ -56,9 +57,12 @@ def window(scope: str, client: str) -> Window | None:
 
 
 # Requests counted in this process and not yet added to the shared counter, by window
-# key: [not yet added, the shared count as last seen, the window's end (time.time())].
-_tally: dict[str, list] = {}
+# key: [not yet added, the shared count as last seen]. Only limits counted in batches
+# have one; the oldest is dropped beyond _TALLY_MAX (its window has most likely ended,
+# and at worst its batch is counted late).
+_tally: collections.OrderedDict[str, list] = collections.OrderedDict()
 _tally_lock = threading.Lock()
+_TALLY_MAX = 10_000
 
 
 def batch_size(current: Window) -> int:
@@ -75,19 +79,31 @@ def batch_size(current: Window) -> int:
 def take(current: Window) -> int:
     """Count one request in this process: how many to add to the shared counter now
     (a batch is full), or 0."""
+    batch = batch_size(current)
+    if batch == 1:
+        return 1  # counted exactly, nothing kept here
     with _tally_lock:
         entry = _tally.get(current.key)
         if entry is None:
-            if len(_tally) >= 10_000:  # windows past their end
-                for key in [key for key, kept in _tally.items() if kept[2] < current.started]:
-                    del _tally[key]
-            end = (int(current.started // current.period) + 1) * current.period
-            entry = _tally[current.key] = [0, 0, end]
+            while len(_tally) >= _TALLY_MAX:
+                _tally.popitem(last=False)
+            entry = _tally[current.key] = [0, 0]
         entry[0] += 1
-        if entry[0] < batch_size(current):
+        if entry[0] < batch:
             return 0
         due, entry[0] = entry[0], 0
         return due
+
+
+def untake(current: Window, due: int) -> None:
+    """``due`` requests that could not be added to the shared counter: kept for the next
+    batch."""
+    if batch_size(current) == 1:
+        return
+    with _tally_lock:
+        entry = _tally.get(current.key)
+        if entry is not None:
+            entry[0] += due
 
 
 def estimate(current: Window, shared: int | None = None) -> int:
@@ -113,6 +129,7 @@ def count(current: Window | None) -> int | None:
     try:
         return estimate(current, cache.count(current.key, current.period + 1, due))
     except Exception as error:
+        untake(current, due)
         logger.warning("Rate limit not applied, cache unreachable: %r", error)
         return None
 

@@ -307,8 +307,10 @@ def _introspect_lean(
     due = 0 if window is None else ratelimit.take(window)
     counter = (window.key, window.period + 1, due) if due else None
     counted, cached = cache.count_and_read(counter, keys)
-    if window is not None and (due == 0 or counted is not None):  # else: the cache is down
+    if window is not None and (due == 0 or counted is not None):
         counted = ratelimit.estimate(window, counted)
+    elif due:  # the cache is down: the batch waits for the next round trip
+        ratelimit.untake(window, due)
     if window is not None and window.retry_after(counted) is not None:
         return _Lean(counted, None)  # refused before any other work
     try:
