@@ -95,6 +95,25 @@ def test_a_revoked_token_turns_inactive_at_once(transactional_db, client, gatewa
     }
 
 
+def test_an_edit_shows_in_the_next_answer(transactional_db, client, gateway_client):
+    """Answers are made once per cached token state: an edit makes a new one."""
+    token, secret = make_token(owner="before@example.com")
+    auth = gateway_client_auth(gateway_client)
+    for _ in range(2):
+        assert (
+            post_form(client, INTROSPECT_URL, {"token": secret}, auth=auth).json()["sub"]
+            == "before@example.com"
+        )
+
+    services.token_update(
+        token=token, actor=None, owner="after@example.com", extra_fields=[], plans=[],
+        expected_version=token.version,
+    )  # fmt: skip
+
+    answer = post_form(client, INTROSPECT_URL, {"token": secret}, auth=auth).json()
+    assert answer["sub"] == "after@example.com" and answer["apis"] == []
+
+
 def test_a_cached_answer_never_outlives_the_expiry(client, gateway_client, monkeypatch):
     _, secret = make_token(expires_at=timezone.now() + timedelta(minutes=5))
     auth = gateway_client_auth(gateway_client)

@@ -319,13 +319,30 @@ def _introspect_lean(
         )
         if client is None or not client.can_introspect:
             return _Lean(counted, None)
-        active = None
+        info = None
         if digest is not None:
-            active = claims(gateway.check_digest(digest, cached=cached.get(token_key)))
+            info = gateway.check_digest(digest, cached=cached.get(token_key))
     except DatabaseError:
         return _Lean(counted, None)  # oauthlib's path answers (503 if the database stays down)
-    body = {"active": True, **active} if active is not None else {"active": False}
-    return _Lean(counted, json.dumps(body).encode())
+    return _Lean(counted, _INACTIVE_BODY if info is None else _active_body(digest, info))
+
+
+_INACTIVE_BODY = json.dumps({"active": False}).encode()
+# digest → (the TokenInfo it was made from, its JSON answer): a gateway introspects the
+# same tokens again and again, and the cache hands back the same TokenInfo object for as
+# long as the token's entry is unchanged (a change makes a new one).
+_bodies: dict[str, tuple] = {}
+
+
+def _active_body(digest: str, info) -> bytes:
+    kept = _bodies.get(digest)
+    if kept is not None and kept[0] is info:
+        return kept[1]
+    body = json.dumps({"active": True, **claims(info)}).encode()
+    if len(_bodies) >= 10_000:
+        _bodies.clear()
+    _bodies[digest] = (info, body)
+    return body
 
 
 @csrf_exempt
