@@ -461,6 +461,8 @@ class AccessToken(models.Model):
             ),
             models.Index(fields=["last_used_at", "id"], name="token_last_used_id_idx"),
             models.Index(fields=["prefix", "id"], name="token_prefix_id_idx"),
+            # The origin filter (portal or OAuth), newest first.
+            models.Index(fields=["origin", "-created_at", "-id"], name="token_origin_created_idx"),
             # Status "revoked", newest first, and its count.
             models.Index(
                 fields=["created_at", "id"],
