@@ -426,14 +426,11 @@ class RedisCache(django_redis.RedisCache):
             _settle(settle)
         return written
 
-    def _made_timeout(self, timeout) -> int | None:
-        return self.get_backend_timeout(timeout)  # None: no expiry; 0: gone at once
-
     def set(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
         if not self._published(key):
             return super().set(key, value, timeout, version)
         made = self.make_and_validate_key(key, version=version)
-        seconds = self._made_timeout(timeout)
+        seconds = self.get_backend_timeout(timeout)  # None: no expiry; 0: gone at once
         if seconds is not None and seconds <= 0:
             self._write_everywhere([("DEL", made)])
             return None
