@@ -16,11 +16,26 @@ chunked body, data after the request, an error, TLS) keeps gunicorn's lingering 
 (Bytes a client sends after its answer, pipelining against our ``Connection: close``,
 can still meet a reset, as they could before gunicorn 27.) Served with it by
 ``gunicorn.conf.py`` at the project's root.
+
+**Gateway checks written whole.** A WSGI answer goes out through gunicorn's generic
+machinery: ``start_response`` checks and sorts every header, the status line and
+headers are formatted (with a freshly formatted date) and sent, then the body is sent,
+a second write. When the application is the portal's (``tokens.fastpath.
+GatewayFastPath``), a request for a gateway check path is parsed and turned into an
+environ by gunicorn as any other, then the fast path's ``answer`` gives the whole
+answer (status, headers, body) and ``write_answer`` sends it in one write, with the
+same bytes gunicorn would send (the same header checks, hop-by-hop headers dropped, no
+body for HEAD). Every other request is gunicorn's, untouched.
 """
 
 import socket
+import time
+from datetime import datetime
 
+from gunicorn import util
+from gunicorn.http import wsgi
 from gunicorn.http.body import LengthReader
+from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers import sync
 
 
@@ -44,11 +59,121 @@ def nothing_unread(client: socket.socket) -> bool:
     return data == b""  # b"": the client has closed its side already
 
 
+_valid_headers: set = set()
+
+
+def checked_headers(headers) -> list[tuple[str, str]]:
+    """``headers`` as gunicorn's ``Response.process_headers`` keeps them: names and values
+    checked (no CR, LF or other control character: a ``ValueError`` otherwise), values
+    stripped of outer blanks, hop-by-hop headers dropped. A header seen valid before is
+    not checked again (a gateway's answers repeat a few dozen headers)."""
+    kept = []
+    for header in headers:
+        if header not in _valid_headers:
+            name, value = header
+            if not (isinstance(name, str) and TOKEN_RE.fullmatch(name)):
+                raise ValueError(f"Invalid response header name {name!r}")
+            if not (isinstance(value, str) and wsgi.HEADER_VALUE_RE.fullmatch(value)):
+                raise ValueError(f"Invalid value of response header {name!r}")
+            if util.is_hoppish(name):
+                continue
+            header = (name, value.strip(" \t"))
+            if len(_valid_headers) < 4096:
+                _valid_headers.add(header)
+        kept.append(header)
+    return kept
+
+
+_date = (0, "")
+
+
+def http_date() -> str:
+    """gunicorn's ``Date`` header value, formatted once a second rather than per answer."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, util.http_date(now))
+    return _date[1]
+
+
+def write_answer(resp: wsgi.Response, status: str, headers, body: bytes) -> None:
+    """Send a whole answer in one write, as gunicorn's ``Response`` would send it when
+    closing the connection (the sync worker always does), and record on ``resp`` what
+    gunicorn's access log reads (status, headers, bytes sent)."""
+    code = int(status[:3])
+    kept = checked_headers(headers)
+    if code == 204 or 100 <= code < 200:  # RFC 9110: no Content-Length
+        kept = [header for header in kept if header[0].lower() != "content-length"]
+    if resp.req.method == "HEAD" or code in (204, 304) or 100 <= code < 200:
+        body = b""
+    major, minor = resp.req.version
+    head = "".join(
+        [
+            f"HTTP/{major}.{minor} {status}\r\nServer: {resp.version}\r\n",
+            f"Date: {http_date()}\r\nConnection: close\r\n",
+            *[f"{name}: {value}\r\n" for name, value in kept],
+            "\r\n",
+        ]
+    )
+    resp.sock.sendall(head.encode("latin-1") + body)
+    resp.status, resp.status_code, resp.headers = status, code, kept
+    resp.headers_sent, resp.sent = True, len(body)
+
+
 class SyncWorker(sync.SyncWorker):
+    def load_wsgi(self):
+        super().load_wsgi()
+        # The portal's application answers gateway checks whole (tokens.fastpath).
+        self.answers = getattr(self.wsgi, "answers", None)
+
     def handle_request(self, listener, req, client, addr):
-        super().handle_request(listener, req, client, addr)
+        if self.answers is not None and self.answers(req.path):
+            self.handle_check(listener, req, client, addr)
+        else:
+            super().handle_request(listener, req, client, addr)
         # Reached only when the answer was written in full (errors raise past this).
         if not self.cfg.is_ssl and body_consumed(req) and nothing_unread(client):
             # A close sends FIN, not a reset. Gunicorn's lingering close then finds the
             # socket closed and returns at once.
             client.close()
+
+    def handle_check(self, listener, req, client, addr):
+        """gunicorn's ``handle_request`` (hooks, request count, access log, errors), for a
+        request the application may answer whole; if it does not, its WSGI call."""
+        environ, resp = {}, None
+        try:
+            self.cfg.pre_request(self, req)
+            started = datetime.now()
+            resp, environ = wsgi.create(req, client, addr, listener.getsockname(), self.cfg)
+            resp.force_close()
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            answer = self.wsgi.answer(environ)
+            respiter = None
+            try:
+                if answer is not None:
+                    write_answer(resp, *answer)
+                else:
+                    respiter = self.wsgi(environ, resp.start_response)
+                    for item in respiter:
+                        resp.write(item)
+                    resp.close()
+            finally:
+                self.log.access(resp, req, environ, datetime.now() - started)
+                if hasattr(respiter, "close"):
+                    respiter.close()
+        except OSError:
+            raise  # the connection is gone: sync.SyncWorker.handle deals with it
+        except (Exception, SystemExit):
+            if resp and resp.headers_sent:  # too late for an error page (as gunicorn)
+                self.log.exception("Error handling request")
+                util.close_graceful(client)
+                raise StopIteration() from None
+            raise
+        finally:
+            try:
+                self.cfg.post_request(self, req, environ, resp)
+            except Exception:
+                self.log.exception("Exception in post_request hook")

@@ -201,18 +201,36 @@ class GatewayFastPath:
         self.application = application
         self.forward_auth_paths = {"/gateway/auth", "/gateway/auth/"}
         self.introspect_paths = {"/oauth/introspect/"}
+        self.raw_suffixes = (*self.forward_auth_paths, *self.introspect_paths)
         self._headers: dict[bool, tuple] = {}
         self._merges: dict[tuple, tuple] = {}
 
     def __call__(self, environ, start_response):
+        answer = self.answer(environ)
+        if answer is None:
+            return self.application(environ, start_response)
+        status, headers, body = answer
+        start_response(status, headers)
+        return [body]
+
+    def answers(self, raw_path: str) -> bool:
+        """Whether a request for ``raw_path`` (as sent, script name included) is likely
+        one that ``answer`` takes: a cheap first look for a server with its own way of
+        writing ``answer``'s answers (``portal.workers.SyncWorker``). Only a hint: a
+        percent-encoded spelling of these paths is answered by ``__call__`` instead."""
+        return raw_path.endswith(self.raw_suffixes)
+
+    def answer(self, environ) -> tuple[str, list, bytes] | None:
+        """The whole answer to a gateway check, as ``(status line, headers, body)``;
+        None when the request is for Django (another path, a redirect to HTTPS)."""
         path = environ.get("PATH_INFO", "")
         if path in self.forward_auth_paths:
             _check_idle_connections(time.monotonic())
-            return self.forward_auth(environ, start_response, path)
+            return self.forward_auth(environ, path)
         if path in self.introspect_paths:
             _check_idle_connections(time.monotonic())
-            return self.introspect(environ, start_response, path)
-        return self.application(environ, start_response)
+            return self.introspect(environ, path)
+        return None
 
     def _middleware_headers(self, path: str, secure: bool) -> tuple | None:
         """The outer middleware's headers here; None if it would redirect to HTTPS.
@@ -226,11 +244,11 @@ class GatewayFastPath:
             self._headers[secure] = middleware_headers(path, secure)
         return self._headers[secure]
 
-    def forward_auth(self, environ, start_response, path):
+    def forward_auth(self, environ, path):
         full_path = script_name(environ) + path  # Django's request.path
         extra = self._middleware_headers(full_path, is_secure(environ))
         if extra is None:  # the full stack answers with its redirect to HTTPS
-            return self.application(environ, start_response)
+            return None
         reset = begin_request(environ)
         try:
             answer = forward_auth_answer(
@@ -244,14 +262,13 @@ class GatewayFastPath:
             request_context.reset(reset)
             _release_connections()
         headers.append(("Content-Length", "0"))
-        start_response(_STATUS_LINES[status], headers)
-        return [b""]
+        return _STATUS_LINES[status], headers, b""
 
-    def introspect(self, environ, start_response, path):
+    def introspect(self, environ, path):
         full_path = script_name(environ) + path  # Django's request.path
         extra = self._middleware_headers(full_path, is_secure(environ))
         if extra is None:  # the full stack answers with its redirect to HTTPS
-            return self.application(environ, start_response)
+            return None
         request = _LeanRequest(environ, full_path)
         reset = begin_request(environ)
         try:
@@ -269,8 +286,7 @@ class GatewayFastPath:
             request_context.reset(reset)
             _release_connections()
         headers = [*self._merged(tuple(headers), extra), ("Content-Length", str(len(body)))]
-        start_response(_STATUS_LINES[status], headers)
-        return [body]
+        return _STATUS_LINES[status], headers, body
 
     def _merged(self, headers: tuple, extra: tuple) -> tuple:
         """``headers``, then those of ``extra`` (the middleware's) that they do not set:
