@@ -28,6 +28,7 @@ same bytes gunicorn would send (the same header checks, hop-by-hop headers dropp
 body for HEAD). Every other request is gunicorn's, untouched.
 """
 
+import errno
 import socket
 import time
 from datetime import datetime
@@ -37,6 +38,8 @@ from gunicorn.http import wsgi
 from gunicorn.http.body import LengthReader
 from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers import sync
+
+from portal import lean_http
 
 
 def body_consumed(req) -> bool:
@@ -96,28 +99,36 @@ def http_date() -> str:
     return _date[1]
 
 
-def write_answer(resp: wsgi.Response, status: str, headers, body: bytes) -> None:
+def write_whole(sock, method: str, version: tuple, status: str, headers, body: bytes):
     """Send a whole answer in one write, as gunicorn's ``Response`` would send it when
-    closing the connection (the sync worker always does), and record on ``resp`` what
-    gunicorn's access log reads (status, headers, bytes sent)."""
+    closing the connection (the sync worker always does); ``(status code, headers
+    sent, body bytes sent)``."""
     code = int(status[:3])
     kept = checked_headers(headers)
     if code == 204 or 100 <= code < 200:  # RFC 9110: no Content-Length
         kept = [header for header in kept if header[0].lower() != "content-length"]
-    if resp.req.method == "HEAD" or code in (204, 304) or 100 <= code < 200:
+    if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
         body = b""
-    major, minor = resp.req.version
     head = "".join(
         [
-            f"HTTP/{major}.{minor} {status}\r\nServer: {resp.version}\r\n",
+            f"HTTP/{version[0]}.{version[1]} {status}\r\nServer: {wsgi.SERVER}\r\n",
             f"Date: {http_date()}\r\nConnection: close\r\n",
             *[f"{name}: {value}\r\n" for name, value in kept],
             "\r\n",
         ]
     )
-    resp.sock.sendall(head.encode("latin-1") + body)
+    sock.sendall(head.encode("latin-1") + body)
+    return code, kept, len(body)
+
+
+def write_answer(resp: wsgi.Response, status: str, headers, body: bytes) -> None:
+    """``write_whole`` through gunicorn's ``resp``, recording on it what gunicorn's access
+    log reads (status, headers, bytes sent)."""
+    code, kept, sent = write_whole(
+        resp.sock, resp.req.method, resp.req.version, status, headers, body
+    )
     resp.status, resp.status_code, resp.headers = status, code, kept
-    resp.headers_sent, resp.sent = True, len(body)
+    resp.headers_sent, resp.sent = True, sent
 
 
 class SyncWorker(sync.SyncWorker):
@@ -125,6 +136,49 @@ class SyncWorker(sync.SyncWorker):
         super().load_wsgi()
         # The portal's application answers gateway checks whole (tokens.fastpath).
         self.answers = getattr(self.wsgi, "answers", None)
+        self.lean = None
+        if self.answers is not None and lean_http.usable(self.cfg, self.log):
+            self.lean = lean_http.Reader(self.cfg, self.wsgi.paths)
+
+    def handle(self, listener, client, addr):
+        if self.lean is None or not self.handle_lean(listener, client, addr):
+            super().handle(listener, client, addr)
+
+    def handle_lean(self, listener, client, addr) -> bool:
+        """Answer a plain gateway check read by ``lean_http`` (peeked: nothing is consumed
+        until the answer is ready); False, with nothing read, leaves the connection to
+        gunicorn's parser."""
+        try:
+            data = client.recv(lean_http.PEEK, socket.MSG_PEEK)
+            request = self.lean.read(data)
+            if request is None or not isinstance(addr, tuple):
+                return False
+            server = listener.getsockname()
+            if not isinstance(server, tuple):
+                return False
+            answer = self.wsgi.answer(self.lean.environ(request, client, addr, server))
+            if answer is None:  # for Django after all (a redirect to HTTPS)
+                return False
+            self.nr += 1
+            if self.nr >= self.max_requests:
+                self.log.info("Autorestarting worker after current request.")
+                self.alive = False
+            lean_http.consume(client, request.size)
+            write_whole(client, request.method, request.version, *answer)
+        except OSError as error:  # as gunicorn's handle: a client gone is no error
+            if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                self.log.exception("Socket error processing request.")
+            util.close_graceful(client)
+            return True
+        except Exception as error:
+            self.handle_error(None, client, addr, error)
+            util.close_graceful(client)
+            return True
+        if nothing_unread(client):
+            client.close()
+        else:
+            util.close_graceful(client)
+        return True
 
     def handle_request(self, listener, req, client, addr):
         if self.answers is not None and self.answers(req.path):

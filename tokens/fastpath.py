@@ -201,7 +201,7 @@ class GatewayFastPath:
         self.application = application
         self.forward_auth_paths = {"/gateway/auth", "/gateway/auth/"}
         self.introspect_paths = {"/oauth/introspect/"}
-        self.raw_suffixes = (*self.forward_auth_paths, *self.introspect_paths)
+        self.paths = (*self.forward_auth_paths, *self.introspect_paths)
         self._headers: dict[bool, tuple] = {}
         self._merges: dict[tuple, tuple] = {}
 
@@ -218,7 +218,7 @@ class GatewayFastPath:
         one that ``answer`` takes: a cheap first look for a server with its own way of
         writing ``answer``'s answers (``portal.workers.SyncWorker``). Only a hint: a
         percent-encoded spelling of these paths is answered by ``__call__`` instead."""
-        return raw_path.endswith(self.raw_suffixes)
+        return raw_path.endswith(self.paths)
 
     def answer(self, environ) -> tuple[str, list, bytes] | None:
         """The whole answer to a gateway check, as ``(status line, headers, body)``;

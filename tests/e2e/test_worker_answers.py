@@ -14,7 +14,7 @@ import pytest
 from authlib.integrations.requests_client import OAuth2Session
 from gunicorn.http.wsgi import Response
 
-from portal import workers
+from portal import lean_http, workers
 from tests.e2e import servers
 from tokens.fastpath import GatewayFastPath
 
@@ -124,13 +124,98 @@ def test_the_worker_writes_whole_only_what_the_application_answers(monkeypatch):
     assert other.calls == ["gunicorn"]
 
 
+class _App:
+    """Answers what it is told to, and keeps the environ it was asked with."""
+
+    paths = ("/gateway/auth",)
+
+    def __init__(self, answer):
+        self.given, self._answer = [], answer
+
+    def answers(self, raw_path):
+        return raw_path in self.paths
+
+    def answer(self, environ):
+        self.given.append(environ)
+        return self._answer
+
+
+def _lean_worker(app):
+    from gunicorn.config import Config
+
+    worker = _Worker(app)
+    worker.lean = lean_http.Reader(Config(), app.paths)
+    worker.nr, worker.max_requests, worker.alive = 0, 1000, True
+    return worker
+
+
+PLAIN = b"GET /gateway/auth?x=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tp_x\r\n\r\n"
+
+
+def _serve_lean(app, request: bytes):
+    """``handle_lean`` on a connection that sent ``request``: (handled, what the client
+    got, what is still unread on the server's side)."""
+    worker = _lean_worker(app)
+    server, client = socket.socketpair()
+    with socket.create_server(("127.0.0.1", 0)) as listener, server, client:
+        client.sendall(request)
+        handled = worker.handle_lean(listener, server, ("10.0.0.9", 5000))
+        if handled:
+            client.shutdown(socket.SHUT_WR)
+            got = b""
+            while chunk := client.recv(65536):
+                got += chunk
+            return handled, got, b""
+        return handled, b"", server.recv(65536, socket.MSG_DONTWAIT)
+
+
+def test_a_plain_check_is_read_answered_and_closed():
+    app = _App(("200 OK", [("X-Token-Owner", "alice"), ("Content-Length", "0")], b""))
+    handled, got, _ = _serve_lean(app, PLAIN)
+    assert handled is True
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert got.endswith(b"X-Token-Owner: alice\r\nContent-Length: 0\r\n\r\n")
+    (environ,) = app.given
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/gateway/auth", "x=1")
+    assert (environ["HTTP_AUTHORIZATION"], environ["REMOTE_ADDR"]) == ("Bearer tp_x", "10.0.0.9")
+
+
+@pytest.mark.parametrize(
+    ("answer", "request_bytes"),
+    [
+        (("200 OK", [], b""), PLAIN.replace(b"Host: t", b"X-Forwarded-Proto: https")),
+        (("200 OK", [], b""), PLAIN.replace(b"/gateway/auth", b"/tokens/")),
+        (None, PLAIN),  # the application leaves it to Django (a redirect to HTTPS)
+    ],
+    ids=["not plain", "another path", "not answered"],
+)
+def test_anything_else_is_left_unread_for_gunicorn(answer, request_bytes):
+    handled, got, unread = _serve_lean(_App(answer), request_bytes)
+    assert handled is False
+    assert got == b""
+    assert unread == request_bytes  # all of it, for gunicorn's parser
+
+
+def test_an_answer_that_cannot_be_written_safely_is_a_500():
+    worker = _lean_worker(_App(("200 OK", [("X-Owner", "a\r\nSet-Cookie: x=1")], b"")))
+    errors = []
+    worker.handle_error = lambda req, client, addr, error: errors.append(error)
+    server, client = socket.socketpair()
+    with socket.create_server(("127.0.0.1", 0)) as listener, server, client:
+        client.sendall(PLAIN)
+        assert worker.handle_lean(listener, server, ("10.0.0.9", 5000)) is True
+    assert [type(error) for error in errors] == [ValueError]
+
+
 # --- against gunicorn's own worker, over real connections ---------------------------------
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
-    """The portal served twice on one database: by our worker (with an access log) and
-    by gunicorn's stock sync worker; a client that may introspect; an active token."""
+    """The portal served three times on one database: by our worker (reading plain checks
+    itself: ``portal.lean_http``), by our worker with an access log (gunicorn reads every
+    request then), and by gunicorn's stock sync worker; a client that may introspect;
+    an active token."""
     folder = tmp_path_factory.mktemp("answers")
     env = servers.portal_env(DATABASE_URL=f"sqlite:///{folder / 'portal.sqlite3'}")
     servers.manage("migrate", "--no-input", env=env)
@@ -141,14 +226,20 @@ def portal(tmp_path_factory):
         servers.manage("create_app", "--name", "Edge gateway", "--can-introspect", env=env)
     )
     log = folder / "access.log"
-    ours_env = dict(env, GUNICORN_CMD_ARGS=f"--access-logfile {log}")
+    logged_env = dict(env, GUNICORN_CMD_ARGS=f"--access-logfile {log}")
     stock_env = dict(env, GUNICORN_CMD_ARGS="--worker-class sync")
-    with servers.gunicorn(env=ours_env) as ours, servers.gunicorn(env=stock_env) as stock:
+    with (
+        servers.gunicorn(env=env) as ours,
+        servers.gunicorn(env=logged_env) as logged,
+        servers.gunicorn(env=stock_env) as stock,
+    ):
         with OAuth2Session(payer["client_id"], payer["client_secret"]) as client:
             secret = client.fetch_token(ours + "/oauth/token/", grant_type="client_credentials")[
                 "access_token"
             ]
-        yield types.SimpleNamespace(ours=ours, stock=stock, log=log, gateway=gateway, secret=secret)
+        yield types.SimpleNamespace(
+            ours=ours, logged=logged, stock=stock, log=log, gateway=gateway, secret=secret
+        )
 
 
 def exchange(base_url: str, request: bytes) -> bytes:
@@ -208,9 +299,10 @@ def _requests(portal) -> dict[str, bytes]:
 @pytest.mark.e2e
 def test_answers_are_the_bytes_gunicorns_own_worker_sends(portal):
     for name, request in _requests(portal).items():
-        ours, stock = exchange(portal.ours, request), exchange(portal.stock, request)
-        assert without_date(ours) == without_date(stock), name
-        assert ours.split(b" ", 2)[1] != b"500", name
+        stock = without_date(exchange(portal.stock, request))
+        assert without_date(exchange(portal.ours, request)) == stock, name
+        assert without_date(exchange(portal.logged, request)) == stock, name
+        assert stock.split(b" ", 2)[1] != b"500", name
     # The cases cover what they claim to.
     statuses = {
         name: exchange(portal.ours, request).split(b" ", 2)[1]
@@ -229,9 +321,9 @@ def test_answers_are_the_bytes_gunicorns_own_worker_sends(portal):
 
 @pytest.mark.e2e
 def test_whole_answers_are_in_the_access_log(portal):
-    answer = exchange(portal.ours, _requests(portal)["introspection, active"])
+    answer = exchange(portal.logged, _requests(portal)["introspection, active"])
     body = answer.partition(b"\r\n\r\n")[2]
-    exchange(portal.ours, _requests(portal)["forward-auth, no token"])
+    exchange(portal.logged, _requests(portal)["forward-auth, no token"])
     lines = portal.log.read_text().splitlines()
     assert any(f'"POST /oauth/introspect/ HTTP/1.1" 200 {len(body)} ' in line for line in lines)
     assert any('"GET /gateway/auth/ HTTP/1.1" 401 0 ' in line for line in lines)
