@@ -27,8 +27,9 @@ parses the request as usual. It accepts a request only if:
 ``Reader.environ`` then makes the environ gunicorn's ``wsgi.create`` makes for such a
 request (``tests/test_lean_http.py`` holds the two equal for whatever Hypothesis sends,
 and the e2e tests compare whole answers with gunicorn's own worker). It serves plain
-HTTP on a TCP socket, without proxy protocol, a ``SCRIPT_NAME`` in the server's
-environment, access log or request hooks: ``usable`` says when.
+HTTP (gunicorn's ``http`` protocol, its Python parser) on a TCP socket, without TLS,
+proxy protocol, a ``SCRIPT_NAME`` in the server's environment, access log, metrics
+(statsd) or request hooks: ``usable`` says when.
 """
 
 import io
@@ -36,9 +37,10 @@ import os
 import re
 from typing import NamedTuple
 
-from gunicorn import config
-from gunicorn.http.message import MAX_HEADERS
-from gunicorn.http.wsgi import base_environ
+from gunicorn import config, glogging
+from gunicorn.http import message
+from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX_REQUEST_LINE
+from gunicorn.http.wsgi import WSGIErrorsWrapper, base_environ
 
 PEEK = 8192  # the most of a request looked at: a check's request is a few hundred bytes
 
@@ -59,15 +61,28 @@ class Request(NamedTuple):
 
 
 def usable(cfg, log) -> bool:
-    """Whether requests this server takes may be read here (else gunicorn reads them all)."""
+    """Whether requests this server takes may be read here (else gunicorn reads them all):
+    only where gunicorn would do nothing more with them than parse them with its Python
+    parser (the one ``tests/test_lean_http.py`` compares with) and build the environ."""
     return (
-        not cfg.is_ssl
+        getattr(cfg, "protocol", "http") == "http"  # not uwsgi (its allow-list, its environ)
+        and not cfg.is_ssl
         and cfg.proxy_protocol in (False, "off", None)
+        and not _fast_parser(cfg)
         and not os.environ.get("SCRIPT_NAME")
+        and type(log).access is glogging.Logger.access  # no statsd, no logger of one's own
         and not log.access_log_enabled
         and cfg.pre_request is config.PreRequest.pre_request
         and cfg.post_request is config.PostRequest.post_request
     )
+
+
+def _fast_parser(cfg) -> bool:
+    """Whether gunicorn parses with gunicorn_h1c (C) rather than in Python."""
+    try:
+        return bool(message._check_fast_parser(cfg))
+    except Exception:  # asked for, but unusable: gunicorn will say so; not ours to read
+        return True
 
 
 class Reader:
@@ -81,10 +96,14 @@ class Reader:
                 *(name.upper() for name in cfg.forwarder_headers),
             }
         )
-        self.line_limit = cfg.limit_request_line
+        # gunicorn's limits, as its Request and Message clamp them (0: no limit on the line).
+        line = cfg.limit_request_line
+        self.line_limit = MAX_REQUEST_LINE if line < 0 or line >= MAX_REQUEST_LINE else line
         fields = cfg.limit_request_fields
         self.fields_limit = MAX_HEADERS if fields <= 0 or fields > MAX_HEADERS else fields
-        self.field_limit = cfg.limit_request_field_size if cfg.limit_request_field_size > 0 else 0
+        field = cfg.limit_request_field_size
+        self.field_limit = field if field > 0 else DEFAULT_MAX_HEADERFIELD_SIZE
+        self.cfg = cfg
         self.base = base_environ(cfg)
 
     def read(self, data: bytes) -> Request | None:
@@ -109,7 +128,7 @@ class Reader:
             name, colon, value = line.partition(b":")
             if not colon or _NAME.fullmatch(name) is None or _VALUE.fullmatch(value) is None:
                 return None
-            if 0 < self.field_limit < len(line) + 2:
+            if self.field_limit < len(line) + 2:
                 return None
             name = name.decode("ascii").upper()
             if name in seen or name in self.refused:
@@ -141,6 +160,7 @@ class Reader:
         environ = dict(self.base)
         environ.update(
             {
+                "wsgi.errors": WSGIErrorsWrapper(self.cfg),  # the log's streams of now
                 "wsgi.input": io.BytesIO(request.body),
                 "gunicorn.socket": sock,
                 "REQUEST_METHOD": request.method,

@@ -17,15 +17,22 @@ chunked body, data after the request, an error, TLS) keeps gunicorn's lingering 
 can still meet a reset, as they could before gunicorn 27.) Served with it by
 ``gunicorn.conf.py`` at the project's root.
 
-**Gateway checks written whole.** A WSGI answer goes out through gunicorn's generic
-machinery: ``start_response`` checks and sorts every header, the status line and
-headers are formatted (with a freshly formatted date) and sent, then the body is sent,
-a second write. When the application is the portal's (``tokens.fastpath.
-GatewayFastPath``), a request for a gateway check path is parsed and turned into an
-environ by gunicorn as any other, then the fast path's ``answer`` gives the whole
-answer (status, headers, body) and ``write_answer`` sends it in one write, with the
-same bytes gunicorn would send (the same header checks, hop-by-hop headers dropped, no
-body for HEAD). Every other request is gunicorn's, untouched.
+**Gateway checks read and written whole.** A WSGI answer goes out through gunicorn's
+generic machinery: ``start_response`` checks and sorts every header, the status line
+and headers are formatted (with a freshly formatted date) and sent, then the body is
+sent, a second write; and before that, gunicorn's parser has read the request. When
+the application is the portal's (``tokens.fastpath.GatewayFastPath``):
+
+- a plain request for a gateway check path is read by ``portal.lean_http`` (peeked
+  first; anything else is left to gunicorn's parser, unread), and answered by the fast
+  path's ``answer`` (``handle_lean``);
+- a request for such a path that gunicorn parsed gets the same ``answer``
+  (``handle_check``);
+
+and either way ``write_whole`` sends the answer in one write, with the bytes gunicorn
+would send for a check's answer (the same status and header checks, hop-by-hop
+headers dropped, no body for HEAD, no more body than its Content-Length). Every other
+request is gunicorn's, untouched.
 """
 
 import errno
@@ -103,12 +110,17 @@ def write_whole(sock, method: str, version: tuple, status: str, headers, body: b
     """Send a whole answer in one write, as gunicorn's ``Response`` would send it when
     closing the connection (the sync worker always does); ``(status code, headers
     sent, body bytes sent)``."""
+    if not (isinstance(status, str) and wsgi.STATUS_RE.fullmatch(status)):
+        raise ValueError(f"Invalid status {status!r}")
     code = int(status[:3])
     kept = checked_headers(headers)
     if code == 204 or 100 <= code < 200:  # RFC 9110: no Content-Length
         kept = [header for header in kept if header[0].lower() != "content-length"]
     if method == "HEAD" or code in (204, 304) or 100 <= code < 200:
         body = b""
+    for name, value in kept:  # never more than the answer says it has (as gunicorn)
+        if name.lower() == "content-length":
+            body = body[: int(value)]
     head = "".join(
         [
             f"HTTP/{version[0]}.{version[1]} {status}\r\nServer: {wsgi.SERVER}\r\n",
@@ -170,7 +182,7 @@ class SyncWorker(sync.SyncWorker):
                 self.log.exception("Socket error processing request.")
             util.close_graceful(client)
             return True
-        except Exception as error:
+        except BaseException as error:  # as gunicorn's handle (a timeout's SystemExit too)
             self.handle_error(None, client, addr, error)
             util.close_graceful(client)
             return True
@@ -211,8 +223,11 @@ class SyncWorker(sync.SyncWorker):
                     write_answer(resp, *answer)
                 else:
                     respiter = self.wsgi(environ, resp.start_response)
-                    for item in respiter:
-                        resp.write(item)
+                    if isinstance(respiter, environ["wsgi.file_wrapper"]):
+                        resp.write_file(respiter)
+                    else:
+                        for item in respiter:
+                            resp.write(item)
                     resp.close()
             finally:
                 self.log.access(resp, req, environ, datetime.now() - started)

@@ -6,7 +6,6 @@ accept the same request, to the same environ and body, with nothing left over.
 """
 
 import socket
-import types
 
 import pytest
 from gunicorn.config import Config
@@ -20,6 +19,7 @@ from portal import lean_http
 
 PATHS = ("/gateway/auth", "/gateway/auth/", "/oauth/introspect/")
 CLIENT, SERVER = ("10.1.2.3", 40321), ("127.0.0.1", 8000)
+TRUSTED = ("127.0.0.1", 40321)  # in gunicorn's default forwarded_allow_ips
 # Objects, not values: compared by what they carry, or not at all.
 OBJECTS = {"wsgi.input", "wsgi.errors", "wsgi.file_wrapper", "gunicorn.socket", "wsgi.early_hints"}
 
@@ -31,15 +31,15 @@ def reader(**settings_):
     return lean_http.Reader(cfg, PATHS), cfg
 
 
-def gunicorn_reads(data: bytes, cfg) -> tuple[dict, bytes, bytes]:
+def gunicorn_reads(data: bytes, cfg, client=CLIENT) -> tuple[dict, bytes, bytes]:
     """gunicorn's environ for ``data``, the body it reads, and what it leaves unread."""
     ours, theirs = socket.socketpair()
     with ours, theirs:
         theirs.sendall(data)
         theirs.shutdown(socket.SHUT_WR)
-        parser = RequestParser(cfg, ours, CLIENT)
+        parser = RequestParser(cfg, ours, client)
         request = next(parser)
-        _, environ = wsgi.create(request, ours, CLIENT, SERVER, cfg)
+        _, environ = wsgi.create(request, ours, client, SERVER, cfg)
         body = environ["wsgi.input"].read()
         rest = b""
         while chunk := parser.unreader.read():
@@ -47,17 +47,17 @@ def gunicorn_reads(data: bytes, cfg) -> tuple[dict, bytes, bytes]:
     return environ, body, rest
 
 
-def lean_reads(data: bytes, lean: lean_http.Reader):
+def lean_reads(data: bytes, lean: lean_http.Reader, client=CLIENT):
     request = lean.read(data)
     if request is None:
         return None
-    environ = lean.environ(request, None, CLIENT, SERVER)
+    environ = lean.environ(request, None, client, SERVER)
     return request, environ, environ["wsgi.input"].read()
 
 
-def assert_same_as_gunicorn(data: bytes, lean, cfg):
-    request, environ, body = lean_reads(data, lean)
-    theirs, their_body, rest = gunicorn_reads(data, cfg)
+def assert_same_as_gunicorn(data: bytes, lean, cfg, client=CLIENT):
+    request, environ, body = lean_reads(data, lean, client)
+    theirs, their_body, rest = gunicorn_reads(data, cfg, client)
     assert {k: v for k, v in environ.items() if k not in OBJECTS} == {
         k: v for k, v in theirs.items() if k not in OBJECTS
     }
@@ -160,19 +160,48 @@ def test_gunicorns_limits_hold(setting, at_the_limit):
         gunicorn_reads(GATEWAY, cfg)
 
 
-def test_usable_only_where_gunicorn_would_do_nothing_more():
-    def log(access=False):
-        return types.SimpleNamespace(access_log_enabled=access)
-
+def _usable(**settings_):
     cfg = Config()
-    assert lean_http.usable(cfg, log()) is True
-    assert lean_http.usable(cfg, log(access=True)) is False
-    hooked = Config()
-    hooked.set("pre_request", lambda worker, req: None)
-    assert lean_http.usable(hooked, log()) is False
-    proxied = Config()
-    proxied.set("proxy_protocol", "v1")
-    assert lean_http.usable(proxied, log()) is False
+    for name, value in settings_.items():
+        cfg.set(name, value)
+    return lean_http.usable(cfg, cfg.logger_class(cfg))
+
+
+def test_usable_with_gunicorns_defaults():
+    assert _usable() is True
+
+
+@pytest.mark.parametrize(
+    "settings_",
+    [
+        {"accesslog": "-"},
+        {"statsd_host": "127.0.0.1:8125"},  # its logger counts every request
+        {"pre_request": lambda worker, req: None},
+        {"post_request": lambda worker, req, environ, resp: None},
+        {"proxy_protocol": "v1"},
+        {"protocol": "uwsgi"},  # uwsgi_allow_ips, and another environ
+        {"certfile": __file__},  # TLS
+        {"http_parser": "fast"},  # gunicorn_h1c: not the parser compared here
+    ],
+    ids=lambda settings_: next(iter(settings_)),
+)
+def test_not_usable_where_gunicorn_does_more(settings_):
+    assert _usable(**settings_) is False
+
+
+def test_not_usable_with_a_script_name(monkeypatch):
+    monkeypatch.setenv("SCRIPT_NAME", "/portal")
+    assert _usable() is False
+
+
+def test_the_request_must_fit_in_what_is_peeked():
+    lean, cfg = reader()
+    padding = lean_http.PEEK - len(GATEWAY) - len(b"X-Pad: \r\n")
+    whole = GATEWAY.replace(b"Host:", b"X-Pad: " + b"p" * padding + b"\r\nHost:")
+    assert len(whole) == lean_http.PEEK
+    assert_same_as_gunicorn(whole, lean, cfg)
+    longer = whole.replace(b"X-Pad: ", b"X-Pad: p")
+    assert lean.read(longer[: lean_http.PEEK]) is None  # what a peek of it returns
 
 
 # --- the property ---------------------------------------------------------------------
@@ -236,12 +265,21 @@ def requests(draw):
     return data
 
 
+CONFIGS = [
+    {},
+    {"limit_request_line": 0, "limit_request_field_size": 0, "limit_request_fields": 0},
+    {"header_map": "refuse"},
+    {"header_map": "dangerous"},
+    {"forwarded_allow_ips": "*"},
+]
+
+
 @settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(requests())
-def test_whatever_is_read_gunicorn_reads_the_same(data):
-    lean, cfg = reader()
+@given(requests(), st.sampled_from(CONFIGS), st.sampled_from([CLIENT, TRUSTED]))
+def test_whatever_is_read_gunicorn_reads_the_same(data, settings_, client):
+    lean, cfg = reader(**settings_)
     if lean.read(data) is None:
         event("left to gunicorn")
         return
     event("read")
-    assert_same_as_gunicorn(data, lean, cfg)
+    assert_same_as_gunicorn(data, lean, cfg, client)

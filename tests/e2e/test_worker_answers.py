@@ -6,15 +6,19 @@ gunicorn's stock sync worker (``--worker-class sync``) serving the same database
 """
 
 import json
+import os
 import re
 import socket
+import tempfile
 import types
+from pathlib import Path
 
 import pytest
 from authlib.integrations.requests_client import OAuth2Session
+from gunicorn.config import Config
 from gunicorn.http.wsgi import Response
 
-from portal import lean_http, workers
+from portal import workers
 from tests.e2e import servers
 from tokens.fastpath import GatewayFastPath
 
@@ -88,8 +92,11 @@ def test_headers_are_kept_as_gunicorn_keeps_them():
         [("X-A", "  padded\t"), ("Connection", "keep-alive"), ("Keep-Alive", "5"), ("X-B", "b")]
     )
     assert checked == [("X-A", "padded"), ("X-B", "b")]  # stripped; hop-by-hop dropped
-    # Checked once, then known: a header refused the first time stays refused.
+    # Known after one check; a header refused once is refused again (never remembered).
     assert workers.checked_headers([("X-A", "  padded\t")]) == [("X-A", "padded")]
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            workers.checked_headers([("X-A", "bad\r\n")])
 
 
 def test_the_worker_answers_only_the_check_paths():
@@ -140,71 +147,112 @@ class _App:
         return self._answer
 
 
-def _lean_worker(app):
-    from gunicorn.config import Config
-
-    worker = _Worker(app)
-    worker.lean = lean_http.Reader(Config(), app.paths)
-    worker.nr, worker.max_requests, worker.alive = 0, 1000, True
+def real_worker(app, **settings_):
+    """The portal's worker as gunicorn makes it (less the fork), serving ``app``."""
+    cfg = Config()
+    for name, value in settings_.items():
+        cfg.set(name, value)
+    loader = types.SimpleNamespace(wsgi=lambda: app)
+    worker = workers.SyncWorker(0, os.getpid(), [], loader, 30, cfg, cfg.logger_class(cfg))
+    worker.load_wsgi()
     return worker
+
+
+def test_the_worker_reads_plain_checks_where_gunicorn_would_do_nothing_more():
+    assert real_worker(GatewayFastPath(application=None)).lean is not None
+    assert real_worker(GatewayFastPath(application=None), accesslog="-").lean is None
+    assert real_worker(lambda environ, start_response: []).lean is None  # not the portal
 
 
 PLAIN = b"GET /gateway/auth?x=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tp_x\r\n\r\n"
 
 
-def _serve_lean(app, request: bytes):
-    """``handle_lean`` on a connection that sent ``request``: (handled, what the client
-    got, what is still unread on the server's side)."""
-    worker = _lean_worker(app)
+def _serve(app, request: bytes, monkeypatch, *, unix=False):
+    """The real worker's ``handle`` of a connection that sent ``request``: (what the
+    client got, how the connection ended: "closed", "lingered" or "gunicorn")."""
+    worker = real_worker(app)
+    ended = []
+    linger = workers.util.close_graceful
+    monkeypatch.setattr(workers.util, "close_graceful", lambda sock: ended.append("lingered"))
+    monkeypatch.setattr(
+        workers.sync.SyncWorker, "handle", lambda self, *args: ended.append("gunicorn")
+    )
     server, client = socket.socketpair()
-    with socket.create_server(("127.0.0.1", 0)) as listener, server, client:
+    family = socket.AF_UNIX if unix else socket.AF_INET
+    address = str(Path(tempfile.mkdtemp()) / "sock") if unix else ("127.0.0.1", 0)
+    with socket.create_server(address, family=family) as listener, client:
         client.sendall(request)
-        handled = worker.handle_lean(listener, server, ("10.0.0.9", 5000))
-        if handled:
+        worker.handle(listener, server, "" if unix else ("10.0.0.9", 5000))
+        if not ended:
+            ended.append("closed" if server.fileno() == -1 else "open")
+        got = b""
+        if ended == ["gunicorn"]:
+            assert server.recv(65536, socket.MSG_DONTWAIT) == request  # all left unread
+        else:
             client.shutdown(socket.SHUT_WR)
-            got = b""
+            linger(server)  # (recorded above instead of run: run now, the client has closed)
+            client.settimeout(5)
             while chunk := client.recv(65536):
                 got += chunk
-            return handled, got, b""
-        return handled, b"", server.recv(65536, socket.MSG_DONTWAIT)
+    server.close()
+    return got, ended
 
 
-def test_a_plain_check_is_read_answered_and_closed():
+def test_a_plain_check_is_read_answered_and_closed(monkeypatch):
     app = _App(("200 OK", [("X-Token-Owner", "alice"), ("Content-Length", "0")], b""))
-    handled, got, _ = _serve_lean(app, PLAIN)
-    assert handled is True
+    got, ended = _serve(app, PLAIN, monkeypatch)
     assert got.startswith(b"HTTP/1.1 200 OK\r\n")
     assert got.endswith(b"X-Token-Owner: alice\r\nContent-Length: 0\r\n\r\n")
+    # Closed at once: the request was consumed to its last byte, nothing is unread.
+    assert ended == ["closed"]
     (environ,) = app.given
     assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/gateway/auth", "x=1")
     assert (environ["HTTP_AUTHORIZATION"], environ["REMOTE_ADDR"]) == ("Bearer tp_x", "10.0.0.9")
 
 
 @pytest.mark.parametrize(
-    ("answer", "request_bytes"),
+    ("answer", "request_bytes", "unix"),
     [
-        (("200 OK", [], b""), PLAIN.replace(b"Host: t", b"X-Forwarded-Proto: https")),
-        (("200 OK", [], b""), PLAIN.replace(b"/gateway/auth", b"/tokens/")),
-        (None, PLAIN),  # the application leaves it to Django (a redirect to HTTPS)
+        (("200 OK", [], b""), PLAIN.replace(b"Host: t", b"X-Forwarded-Proto: https"), False),
+        (("200 OK", [], b""), PLAIN.replace(b"/gateway/auth", b"/tokens/"), False),
+        (None, PLAIN, False),  # the application leaves it to Django (a redirect to HTTPS)
+        (("200 OK", [], b""), PLAIN, True),  # a unix socket: gunicorn's SERVER_* rules
     ],
-    ids=["not plain", "another path", "not answered"],
+    ids=["not plain", "another path", "not answered", "unix socket"],
 )
-def test_anything_else_is_left_unread_for_gunicorn(answer, request_bytes):
-    handled, got, unread = _serve_lean(_App(answer), request_bytes)
-    assert handled is False
+def test_anything_else_is_left_unread_for_gunicorn(answer, request_bytes, unix, monkeypatch):
+    got, ended = _serve(_App(answer), request_bytes, monkeypatch, unix=unix)
+    assert ended == ["gunicorn"]
     assert got == b""
-    assert unread == request_bytes  # all of it, for gunicorn's parser
 
 
-def test_an_answer_that_cannot_be_written_safely_is_a_500():
-    worker = _lean_worker(_App(("200 OK", [("X-Owner", "a\r\nSet-Cookie: x=1")], b"")))
-    errors = []
-    worker.handle_error = lambda req, client, addr, error: errors.append(error)
-    server, client = socket.socketpair()
-    with socket.create_server(("127.0.0.1", 0)) as listener, server, client:
-        client.sendall(PLAIN)
-        assert worker.handle_lean(listener, server, ("10.0.0.9", 5000)) is True
-    assert [type(error) for error in errors] == [ValueError]
+@pytest.mark.parametrize(
+    "answer",
+    [
+        ("200 OK", [("X-Owner", "a\r\nSet-Cookie: x=1")], b""),  # would split the answer
+        ("200 OK\r\nSet-Cookie: x=1", [], b""),
+        SystemExit(1),  # the worker's timeout, while the answer is made
+    ],
+    ids=["header", "status", "timeout"],
+)
+def test_an_answer_that_cannot_be_given_is_a_500(answer, monkeypatch):
+    class Failing(_App):
+        def answer(self, environ):
+            if isinstance(self._answer, BaseException):
+                raise self._answer
+            return self._answer
+
+    got, ended = _serve(Failing(answer), PLAIN, monkeypatch)
+    assert got.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
+    assert b"Set-Cookie" not in got
+    assert ended == ["lingered"]
+
+
+def test_no_more_body_than_its_length_and_only_a_valid_status():
+    data, _ = _written("200 OK", [("Content-Length", "2")], b"{}...")
+    assert data.endswith(b"\r\n\r\n{}")
+    with pytest.raises(ValueError):
+        _written("2000 Nearly", [], b"")
 
 
 # --- against gunicorn's own worker, over real connections ---------------------------------
