@@ -12,6 +12,7 @@ messages and URL resolution, none of which they need.
 import atexit
 import functools
 import logging
+import os
 import re
 import threading
 import time
@@ -278,14 +279,17 @@ def _record_use(digest: str, info: TokenInfo) -> None:
 
     The per-process memo only spares the cache a round trip; the cache key makes the
     limit hold across processes. Neither can make a token valid, so neither is a risk.
-    Writes are batched: a use after a quiet second is written at once, later ones
-    together, by the first check of this process after the second has passed (and at
-    exit), in one statement. A gateway's first sight of thousands of tokens (a restart,
-    every minute's renewal) is then a few writes a second, not one per token.
+    Writes are batched, at most one statement a second per process: a gateway's first
+    sight of thousands of tokens (a restart, every minute's renewal) is then a few
+    writes a second, not one per token. In a process that runs the writer thread
+    (``start_last_used_writer``: the portal's gunicorn workers) the thread writes them,
+    off the request path; elsewhere, the first check after the second has passed does
+    (a use after a quiet second at once), and the process's exit.
     """
     try:
         tick = time.monotonic()
-        if _pending_uses and tick >= _flush_due:
+        inline = _writer_pid != os.getpid()
+        if inline and _pending_uses and tick >= _flush_due:
             flush_last_used()
         resolution = _setting("LAST_USED_RESOLUTION")
         if _recently_used.get(digest, 0.0) > tick:
@@ -296,7 +300,7 @@ def _record_use(digest: str, info: TokenInfo) -> None:
         if cache.mark(f"gw:used:{digest}", resolution):
             with _pending_lock:
                 _pending_uses[info.token_id] = time.time()
-            if tick >= _flush_due:
+            if inline and tick >= _flush_due:
                 flush_last_used()
     except Exception as error:  # a lost "last used" must never fail the check
         logger.warning("Could not record the use of token %s: %r", info.public_id, error)
@@ -322,6 +326,41 @@ def flush_last_used() -> None:
             for token_id, used in list(pending.items())[: max(0, 100_000 - len(_pending_uses))]:
                 _pending_uses.setdefault(token_id, used)
         raise
+
+
+_writer_pid: int | None = None  # the process whose writer thread runs
+
+
+def start_last_used_writer() -> None:
+    """Write "last used" from a thread of this process, once a second, instead of from
+    the check that finds a batch due: a batch (up to thousands of rows, each in every
+    index of the table) then never holds up a check. The thread has its own database
+    connection; a batch that fails stays pending, as ever. Started by the portal's
+    gunicorn worker after it has loaded the application (``gunicorn.conf.py``)."""
+    global _writer_pid
+    if _writer_pid == os.getpid():
+        return
+    _writer_pid = os.getpid()
+    threading.Thread(target=_write_uses, args=(_writer_pid,), name="last-used", daemon=True).start()
+
+
+def stop_last_used_writer() -> None:
+    """Back to writing from the checks (the thread ends at its next wake-up)."""
+    global _writer_pid
+    _writer_pid = None
+
+
+def _write_uses(pid: int) -> None:
+    while _writer_pid == pid == os.getpid():
+        time.sleep(LAST_USED_BATCH_SECONDS)
+        if not _pending_uses:
+            continue
+        try:
+            flush_last_used()
+        except Exception as error:  # kept pending; the next batch tries again
+            logger.warning("Could not record the last uses: %r", error)
+            connection.close_if_unusable_or_obsolete()  # this thread's connection
+    connection.close()
 
 
 def _flush_at_exit() -> None:
