@@ -135,12 +135,14 @@ def write_whole(sock, method: str, version: tuple, status: str, headers, body: b
 
 def write_answer(resp: wsgi.Response, status: str, headers, body: bytes) -> None:
     """``write_whole`` through gunicorn's ``resp``, recording on it what gunicorn's access
-    log reads (status, headers, bytes sent)."""
+    log reads (status, headers, bytes sent); the status first, as ``start_response``
+    does, so that a write that fails is logged with its status."""
+    resp.status = status
+    resp.status_code = int(status[:3]) if status[:3].isdigit() else None
     code, kept, sent = write_whole(
         resp.sock, resp.req.method, resp.req.version, status, headers, body
     )
-    resp.status, resp.status_code, resp.headers = status, code, kept
-    resp.headers_sent, resp.sent = True, sent
+    resp.headers, resp.headers_sent, resp.sent = kept, True, sent
 
 
 class SyncWorker(sync.SyncWorker):

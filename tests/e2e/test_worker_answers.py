@@ -56,6 +56,17 @@ def test_an_answer_is_written_whole():
     assert (resp.status, resp.status_code, resp.sent, resp.headers_sent) == ("200 OK", 200, 2, True)
 
 
+def test_a_write_that_fails_is_logged_with_its_status():
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    with ours:
+        ours.close()  # the client has gone: the write fails
+        resp = Response(_request(), ours, cfg=None)
+        with pytest.raises(OSError):
+            workers.write_answer(resp, "200 OK", [("Content-Length", "2")], b"{}")
+    assert (resp.status, resp.status_code) == ("200 OK", 200)  # what the access log reads
+
+
 def test_head_and_http_1_0():
     data, resp = _written("200 OK", [("Content-Length", "2")], b"{}", method="HEAD", version="1.0")
     assert data.startswith(b"HTTP/1.0 200 OK\r\n")
