@@ -72,7 +72,8 @@ def usable(cfg, log) -> bool:
         and not os.environ.get("SCRIPT_NAME")
         and type(log).access is glogging.Logger.access  # no statsd, no logger of one's own
         and not log.access_log_enabled
-        and cfg.pre_request is config.PreRequest.pre_request
+        and cfg.pre_request is config.PreRequest.pre_request  # (it logs at debug level:)
+        and cfg.loglevel.lower() != "debug"
         and cfg.post_request is config.PostRequest.post_request
     )
 

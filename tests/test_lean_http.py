@@ -177,6 +177,7 @@ def test_usable_with_gunicorns_defaults():
         {"accesslog": "-"},
         {"statsd_host": "127.0.0.1:8125"},  # its logger counts every request
         {"pre_request": lambda worker, req: None},
+        {"loglevel": "debug"},  # the default pre_request logs each request
         {"post_request": lambda worker, req, environ, resp: None},
         {"proxy_protocol": "v1"},
         {"protocol": "uwsgi"},  # uwsgi_allow_ips, and another environ
