@@ -32,6 +32,7 @@ proxy protocol, a ``SCRIPT_NAME`` in the server's environment, access log, metri
 (statsd) or request hooks: ``usable`` says when.
 """
 
+import errno
 import io
 import os
 import re
@@ -191,6 +192,6 @@ def consume(sock, size: int) -> None:
     """Read and drop the ``size`` bytes that were peeked."""
     while size > 0:
         chunk = sock.recv(min(size, 65536))
-        if not chunk:
-            raise ConnectionError("the client went away")
+        if not chunk:  # (a reset drops what was peeked)
+            raise ConnectionResetError(errno.ECONNRESET, "the client went away")
         size -= len(chunk)

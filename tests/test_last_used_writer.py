@@ -100,3 +100,17 @@ def test_gunicorn_starts_it_in_each_worker_of_the_portal():
         assert gateway._writer_pid == os.getpid()
     finally:
         gateway.stop_last_used_writer()
+
+
+def test_a_restarted_writer_is_one_thread(monkeypatch):
+    monkeypatch.setattr(gateway, "LAST_USED_BATCH_SECONDS", 0.02)
+    try:
+        gateway.start_last_used_writer()
+        gateway.stop_last_used_writer()
+        gateway.start_last_used_writer()  # before the first has woken up
+        time.sleep(0.2)
+        alive = [thread for thread in threading.enumerate() if thread.name == "last-used"]
+        assert len(alive) == 1
+    finally:
+        gateway.stop_last_used_writer()
+        time.sleep(0.1)

@@ -10,6 +10,7 @@ messages and URL resolution, none of which they need.
 """
 
 import atexit
+import contextlib
 import functools
 import logging
 import os
@@ -329,6 +330,7 @@ def flush_last_used() -> None:
 
 
 _writer_pid: int | None = None  # the process whose writer thread runs
+_writer: object | None = None  # that thread's token: a thread whose token is gone ends
 
 
 def start_last_used_writer() -> None:
@@ -337,29 +339,31 @@ def start_last_used_writer() -> None:
     index of the table) then never holds up a check. The thread has its own database
     connection; a batch that fails stays pending, as ever. Started by the portal's
     gunicorn worker after it has loaded the application (``gunicorn.conf.py``)."""
-    global _writer_pid
+    global _writer, _writer_pid
     if _writer_pid == os.getpid():
         return
+    _writer = token = object()
     _writer_pid = os.getpid()
-    threading.Thread(target=_write_uses, args=(_writer_pid,), name="last-used", daemon=True).start()
+    threading.Thread(target=_write_uses, args=(token,), name="last-used", daemon=True).start()
 
 
 def stop_last_used_writer() -> None:
     """Back to writing from the checks (the thread ends at its next wake-up)."""
-    global _writer_pid
-    _writer_pid = None
+    global _writer, _writer_pid
+    _writer = _writer_pid = None
 
 
-def _write_uses(pid: int) -> None:
-    while _writer_pid == pid == os.getpid():
+def _write_uses(token: object) -> None:
+    while _writer is token:
         time.sleep(LAST_USED_BATCH_SECONDS)
-        if not _pending_uses:
+        if not _pending_uses or _writer is not token:
             continue
         try:
             flush_last_used()
         except Exception as error:  # kept pending; the next batch tries again
             logger.warning("Could not record the last uses: %r", error)
-            connection.close_if_unusable_or_obsolete()  # this thread's connection
+            with contextlib.suppress(Exception):  # closing a broken one may fail too
+                connection.close_if_unusable_or_obsolete()  # this thread's connection
     connection.close()
 
 
