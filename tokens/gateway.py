@@ -14,14 +14,13 @@ import contextlib
 import functools
 import logging
 import os
-import re
 import threading
 import time
 import uuid
 import weakref
 from datetime import UTC, datetime
 from typing import NamedTuple
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections
@@ -32,6 +31,7 @@ from django.views.decorators.csrf import csrf_exempt
 from . import cache, crypto
 from .logging import security_log
 from .models import AccessToken, Api, App, Plan, TokenApi
+from .paths import normalise_path, original_uri  # noqa: F401 (original_uri: re-exported)
 
 logger = logging.getLogger(__name__)
 
@@ -429,53 +429,6 @@ def check_digest(digest: str, *, at: float | None = None, record_use: bool = Tru
 # --- matching the original URI to an API ------------------------------------------
 
 
-# Left after decoding, these mean double encoding, a backslash or a control character.
-_AMBIGUOUS = re.compile(r"[%\\\x00-\x1f\x7f]")
-
-
-def normalise_path(uri: str | None) -> str | None:
-    """The path of ``uri`` as an upstream would finally see it, or None if ambiguous.
-
-    Query and fragment are dropped, percent-encoding decoded, empty and dot segments
-    resolved (also ``..;x``, which some servers treat as ``..``), so that
-    ``/allowed/../secret`` and ``/allowed/%2e%2e/secret`` are ``/secret``. Encoded
-    slashes and backslashes, double encoding and control characters are refused:
-    upstreams disagree on what they mean, and a guess could let a request through.
-    """
-    if not uri:
-        return None
-    # Only the path is kept (and memoised): a query string may hold anything, secrets too.
-    return _normalise(uri.split("#", 1)[0].split("?", 1)[0])
-
-
-@functools.lru_cache(maxsize=4096)  # gateways ask about the same few paths again and again
-def _normalise(path: str) -> str | None:
-    if "://" in path:
-        path = urlsplit(path).path
-    if not path.startswith("/") or "\\" in path:
-        return None
-    lowered = path.lower()
-    if "%2f" in lowered or "%5c" in lowered:
-        return None
-    try:
-        decoded = unquote(path, errors="strict")
-    except UnicodeDecodeError:
-        return None
-    if _AMBIGUOUS.search(decoded):
-        return None
-    segments: list[str] = []
-    for segment in decoded.split("/"):
-        core = segment.split(";", 1)[0]
-        if not segment or core == ".":
-            continue
-        if core == "..":
-            if segments:
-                segments.pop()
-            continue
-        segments.append(segment)
-    return "/" + "/".join(segments)
-
-
 def _load_api_index() -> dict[str, int]:
     index = {}
     for api_id, base_path in Api.objects.values_list("id", "base_path"):
@@ -637,11 +590,6 @@ def forward_auth_answer(authorization: str | None, original_uri: str | None, pat
     if grant.rate_limit is not None:
         headers.append(("X-Token-Rate-Limit", str(grant.rate_limit)))
     return Answer(200, tuple(headers))
-
-
-def original_uri(meta) -> str | None:
-    """The URI the gateway is asking about: nginx's ``X-Original-URI`` or Traefik's header."""
-    return meta.get("HTTP_X_ORIGINAL_URI") or meta.get("HTTP_X_FORWARDED_URI")
 
 
 @csrf_exempt
