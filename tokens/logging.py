@@ -27,8 +27,12 @@ SECURITY_LOGGER = "tokens.security"
 MASK = "[masked]"
 
 # A token is tpk_ + 49 base62 characters, a client secret tpcs_ + 43; twelve or more
-# after the prefix is already too much to show (the display prefix keeps eight).
-_SECRET_RE = re.compile(r"\b(tpk_|tpcs_)[0-9A-Za-z]{12,}")
+# after the prefix is already too much to show (the display prefix keeps eight). No word
+# boundary before the prefix: "api_key_tpk_…" and "t%3Dtpk_…" hold a secret all the same.
+# A lookahead, so that overlapping candidates are all found ("tpk_" + twelve characters
+# run straight into a real token: "tpk_abcdefghijkltpk_…").
+_SECRET_PREFIXES = ("tpk_", "tpcs_")
+_SECRET_RE = re.compile(r"(?=((tpk_|tpcs_)[0-9A-Za-z]{12,}))")
 _CREDENTIAL_RE = re.compile(
     r"(?i)\b(bearer|basic)(\s+|%20|\+)[A-Za-z0-9._~+/=%-]{8,}"
     r"|\b(client_secret|password|otp_token|recovery_code)(=|\"?\s*:\s*\"?)[^&\s\"',]+"
@@ -46,8 +50,27 @@ def mask_secrets(text: str) -> str:
     """``text`` with every token, client secret and credential replaced by ``[masked]``."""
     if not text or not isinstance(text, str):
         return text
-    text = _SECRET_RE.sub(lambda m: f"{m.group(1)}{MASK}", text)
+    if any(prefix in text for prefix in _SECRET_PREFIXES):
+        text = _mask_tokens(text)
     return _CREDENTIAL_RE.sub(_mask_credential, text)
+
+
+def _mask_tokens(text: str) -> str:
+    """Each run of overlapping token- or secret-shaped spans replaced by one mask, named
+    by the prefix of the run's first."""
+    parts, kept_to, start, end, prefix = [], 0, None, 0, ""
+    for match in _SECRET_RE.finditer(text):
+        if start is not None and match.start() <= end:  # overlaps or touches the run
+            end = max(end, match.end(1))
+            continue
+        if start is not None:
+            parts.append(f"{text[kept_to:start]}{prefix}{MASK}")
+            kept_to = end
+        start, end, prefix = match.start(), match.end(1), match.group(2)
+    if start is None:
+        return text
+    parts.append(f"{text[kept_to:start]}{prefix}{MASK}{text[end:]}")
+    return "".join(parts)
 
 
 def _mask_credential(match: re.Match) -> str:
