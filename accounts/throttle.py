@@ -6,12 +6,16 @@ while guessing one account's password or codes stops at the limit whatever the n
 of addresses used. Limits are ``settings.TOKEN_PORTAL["RATE_LIMITS"]`` entries in the
 same ``"N/s" | "N/m" | "N/h"`` form (fixed windows). A cache outage lets attempts
 through (logged): it must not lock every administrator out.
+
+An account is counted under one spelling of its name (``account_key``): every spelling
+that the login form reads as the same user ("ａda", "𝖆𝖉𝖆", "ada") shares one budget.
 """
 
 import hashlib
 import logging
 import math
 import time
+import unicodedata
 
 from django.conf import settings
 from django.core.cache import cache
@@ -21,6 +25,17 @@ from tokens.ratelimit import parse_limit
 logger = logging.getLogger(__name__)
 
 
+def account_key(who: str) -> str:
+    """The one spelling of an account name that its failures count against.
+
+    NFKC, as Django's login form and ``AbstractBaseUser.normalize_username`` read a
+    username (so "ａda" and "𝖆𝖉𝖆" log in as "ada"), trimmed as the form trims it, and
+    case-folded (then NFKC again: folding can leave a string that NFKC would change).
+    """
+    folded = unicodedata.normalize("NFKC", who).strip().casefold()
+    return unicodedata.normalize("NFKC", folded)
+
+
 def _window(scope: str, who: str) -> tuple[str, int, float] | None:
     limit = settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(scope)
     if not limit:
@@ -28,7 +43,7 @@ def _window(scope: str, who: str) -> tuple[str, int, float] | None:
     allowed, period = parse_limit(limit)
     now = time.time()
     window = int(now // period)
-    subject = hashlib.sha256(who.strip().casefold().encode("utf-8", "surrogatepass")).hexdigest()
+    subject = hashlib.sha256(account_key(who).encode("utf-8", "surrogatepass")).hexdigest()
     key = f"rlf:{scope}:{window}:{subject[:32]}"
     retry = max(1, math.ceil((window + 1) * period - now))
     return key, allowed, retry

@@ -6,12 +6,14 @@ import math
 import django_otp
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.auth import get_user_model
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
@@ -19,7 +21,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
 from tokens import ratelimit
-from tokens.logging import security_log
+from tokens.logging import mask_secrets, security_log
 
 from . import mfa, throttle
 from .forms import OtpCodeForm
@@ -34,6 +36,21 @@ def _too_many(response, wait: int):
     return response
 
 
+def _typed_username(typed: str) -> dict:
+    """What a login's log line says of the name typed: the user's name when it names a
+    user; otherwise a short keyed hash and the length. People type their password into
+    the username box, or paste a token there: an unknown name is never logged in clear.
+    The hash (keyed with SECRET_KEY, of the name as the failure limit counts it) lets
+    one see the same unknown name tried again without learning it."""
+    user_model = get_user_model()
+    name = user_model.normalize_username(typed.strip())
+    if user_model._default_manager.filter(**{user_model.USERNAME_FIELD: name}).exists():
+        return {"username": mask_secrets(name)}
+    key = throttle.account_key(typed).encode("utf-8", "surrogatepass")
+    keyed = salted_hmac("accounts.login.username", key).hexdigest()
+    return {"username": f"unknown {keyed[:12]}", "username_length": len(typed)}
+
+
 class LoginView(auth_views.LoginView):
     """Django's login (``sensitive_post_parameters``, CSRF, never cached), throttled:
     per client address on every attempt, per account on failures; 429 with Retry-After."""
@@ -45,7 +62,10 @@ class LoginView(auth_views.LoginView):
             wait = throttle.locked_for(LOGIN_FAILURES, username)
         if wait is not None:
             security_log(
-                "authn_login_lock", level=logging.WARNING, username=username, retry_after=wait
+                "authn_login_lock",
+                level=logging.WARNING,
+                retry_after=wait,
+                **_typed_username(username),
             )
             context = self.get_context_data(form=self.get_form_class()(request), throttled=wait)
             return _too_many(self.render_to_response(context, status=429), wait)
@@ -54,7 +74,7 @@ class LoginView(auth_views.LoginView):
     def form_invalid(self, form):
         username = str(self.request.POST.get("username", ""))[:150]
         throttle.record_failure(LOGIN_FAILURES, username)
-        security_log("authn_login_fail", level=logging.WARNING, username=username)
+        security_log("authn_login_fail", level=logging.WARNING, **_typed_username(username))
         return super().form_invalid(form)
 
     def form_valid(self, form):
