@@ -868,6 +868,7 @@ def _break_unexpectedly(monkeypatch, endpoint: str, secret: str) -> None:
 
         monkeypatch.setattr(gateway, "check_token", broken)
         monkeypatch.setattr(gateway, "check_digest", broken)
+        monkeypatch.setattr(gateway, "check_active", broken)
 
 
 @pytest.mark.parametrize("endpoint", ["gateway-auth", "introspect"])

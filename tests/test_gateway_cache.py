@@ -142,7 +142,8 @@ def test_caching_can_be_switched_off(client, plan, settings, django_assert_num_q
     _, secret = make_token(plans=[plan])
     check(client, secret)
 
-    with django_assert_num_queries(2):  # the token with its APIs (one query), the API index
+    # The token with its APIs (one query), the catalogue (its APIs, plans and apps).
+    with django_assert_num_queries(4):
         assert check(client, secret).status_code == 200
 
 
@@ -165,7 +166,7 @@ def test_when_the_cache_is_down_checks_go_to_the_database(client, plan, monkeypa
 def test_last_used_is_written_at_most_once_per_resolution(client, plan, django_assert_num_queries):
     token, secret = make_token(plans=[plan])
 
-    with django_assert_num_queries(3):  # token with its APIs, the API index, one UPDATE
+    with django_assert_num_queries(5):  # the token, the catalogue (3), one UPDATE
         check(client, secret)
     with django_assert_num_queries(0):
         for _ in range(10):
@@ -197,7 +198,7 @@ def test_a_new_api_is_matched_at_once(transactional_db, client, plan):
     assert check(client, secret, "/pay/admin/x").status_code == 403
 
 
-def test_each_process_reloads_the_api_index_when_its_version_changes(
+def test_each_process_reloads_the_catalogue_when_its_version_changes(
     client, plan, django_assert_num_queries
 ):
     _, secret = make_token(plans=[plan])
@@ -205,9 +206,9 @@ def test_each_process_reloads_the_api_index_when_its_version_changes(
     with django_assert_num_queries(0):
         check(client, secret)
 
-    cache.purge_api_index()  # what any process does after an API change commits
+    cache.purge_catalogue()  # what any process does after an API change commits
 
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(3):  # the catalogue's APIs, plans and apps
         assert check(client, secret).status_code == 200
 
 

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from portal.locmem_cache import LocMemCache
-from tokens.gateway import ApiGrant, TokenInfo
+from tokens.gateway import TokenInfo
 
 
 class Clock:
@@ -34,8 +34,7 @@ def backend():
 
 def test_it_reads_what_djangos_calls_wrote(backend):
     info = TokenInfo(
-        7, str(uuid.uuid4()), "tpc_x", "Payments app", "Zoë", 1, None,
-        (ApiGrant(1, "Payments", "v2", "/pay", "Gold", 120),),
+        7, str(uuid.uuid4()), 3, "Zoë", 1, None, ((1, 2),),
     )  # fmt: skip
     backend.set("token", info)
     backend.set("number", 42)

@@ -12,7 +12,7 @@ import pytest
 
 from portal.redis_cache import LeanRedis, RedisCache
 from tests.e2e.servers import require_redis
-from tokens.gateway import ApiGrant, TokenInfo
+from tokens.gateway import TokenInfo
 
 
 def _backend(url: str, **options) -> RedisCache:
@@ -33,8 +33,7 @@ def backend():
 
 def test_it_reads_what_djangos_backend_wrote(backend):
     info = TokenInfo(
-        7, str(uuid.uuid4()), "tpc_x", "Payments app", "Zoë", 1, None,
-        (ApiGrant(1, "Payments", "v2", "/pay", "Gold", 120),),
+        7, str(uuid.uuid4()), 3, "Zoë", 1, None, ((1, 2),),
     )  # fmt: skip
     backend.set("token", info)
     backend.set("number", 42)

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 from django.core.cache import cache as django_cache
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.utils import timezone
 
 from tests.factories import (
@@ -313,15 +314,14 @@ def test_update_tells_apart_apis_that_share_a_name_and_version(alice):
     assert before != after
 
 
-def test_update_purges_the_gateway_cache_after_commit(alice, django_capture_on_commit_callbacks):
+def test_update_purges_the_gateway_cache_after_commit(alice, transactional_db):
     token, _ = make_token()
     key = cache.token_cache_key(token.digest)
     django_cache.set(key, "cached-answer")
 
-    with django_capture_on_commit_callbacks(execute=True):
-        services.token_update(
-            token=token, expected_version=1, owner="New", extra_fields=[], plans=[], actor=alice
-        )
+    services.token_update(
+        token=token, expected_version=1, owner="New", extra_fields=[], plans=[], actor=alice
+    )
 
     assert django_cache.get(key) != "cached-answer"
 
@@ -413,16 +413,16 @@ def test_revoke_without_reason_records_no_reason(alice):
     assert set(token.events.get(action=AuditAction.REVOKED).changes) == {"revoked_at"}
 
 
-def test_revoke_purges_the_gateway_cache_after_commit(alice, django_capture_on_commit_callbacks):
+def test_revoke_purges_the_gateway_cache_after_commit(alice, transactional_db):
     token, _ = make_token()
     key = cache.token_cache_key(token.digest)
     django_cache.set(key, "cached-answer")
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with transaction.atomic():
         services.token_revoke(token=token, actor=alice)
+        assert django_cache.get(key) == "cached-answer"  # not before the commit
 
-    assert callbacks
-    assert django_cache.get(key) != "cached-answer"
+    assert django_cache.get(key) == cache.PURGED
 
 
 # --- Apps ----------------------------------------------------------------------------------

@@ -13,19 +13,17 @@ longer than half the marker's lifetime; so a stale answer can never land while t
 marker stands, nor after it lapses.
 """
 
-import contextlib
 import logging
 import time
 import uuid
-from functools import partial
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 
 from portal.redis_cache import settle_once
 
+from . import aftercommit
 from .errors import TokenServiceError
 
 logger = logging.getLogger(__name__)
@@ -33,9 +31,9 @@ logger = logging.getLogger(__name__)
 PURGED = "purged"
 # While the marker stands, checks of the token go to the database.
 PURGE_MARKER_SECONDS = 10
-# Changes whenever an API changes: each process keeps its index of base paths in
-# memory and reloads it when this version differs from the one it loaded.
-API_INDEX_VERSION_KEY = "gw:apis:version"
+# Changes whenever an API, plan or app changes: each process keeps the catalogue (base
+# paths, plans, apps) in memory and reloads it when this version differs from its own.
+CATALOGUE_VERSION_KEY = "gw:apis:version"
 _PURGE_ATTEMPTS = 3
 
 
@@ -86,8 +84,10 @@ def purge_client(client_id: str) -> None:
     _set_with_retries(client_cache_key(client_id), PURGED, PURGE_MARKER_SECONDS, "a client")
 
 
-def purge_api_index() -> None:
-    _set_with_retries(API_INDEX_VERSION_KEY, uuid.uuid4().hex, None, "the API index")
+def purge_catalogue(_=None) -> None:
+    """A new catalogue version: every process reloads its APIs, plans and apps before its
+    next answer (``tokens.gateway.catalogue``)."""
+    _set_with_retries(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None, "the catalogue")
 
 
 def read(key: str):
@@ -160,24 +160,75 @@ def populate(key: str, value, timeout: int, *, started: float) -> None:
         logger.warning("Cache unreachable, not caching: %r", error)
 
 
-def _quietly(purge, *args) -> None:
-    with contextlib.suppress(CachePurgeFailed):  # logged; the entry lapses after its TTL
-        purge(*args)
+class _Purges:
+    """The purges one transaction asks for, made together once it commits.
+
+    Every purge is attempted, whatever the others do (Django stops running a
+    transaction's on-commit callbacks at the first that raises, so one callback per
+    purge would leave the rest undone); then, if any failed, ``CachePurgeFailed``
+    names them all, so that the request that made the change says it is not yet
+    effective everywhere, and a retry purges again.
+    """
+
+    def __init__(self):
+        self.purges: dict[tuple, str] = {}  # (function, argument) → what it purges
+
+    def add(self, purge, argument, what: str) -> None:
+        self.purges[(purge, argument)] = what
+
+    def clear(self) -> None:
+        self.purges.clear()
+
+    def __call__(self) -> None:
+        failed = []
+        for (purge, argument), what in self.purges.items():
+            try:
+                purge(argument)
+            except CachePurgeFailed:  # logged by _set_with_retries; the others still run
+                failed.append(what)
+        if failed:
+            raise CachePurgeFailed(_describe(failed))
 
 
-def _app_changed(sender, instance, **kwargs):
-    # Admin edits of an app (secret, activation, introspection right) bypass the
-    # services, so they are caught here; a failed purge delays them by the cache TTL.
-    transaction.on_commit(partial(_quietly, purge_client, instance.client_id))
+def _describe(failed: list[str]) -> str:
+    counts: dict[str, int] = {}
+    for what in failed:
+        counts[what] = counts.get(what, 0) + 1
+    parts = [what if n == 1 else f"{n} × {what}" for what, n in counts.items()]
+    return ", ".join(parts)
 
 
-def _api_changed(sender, instance, **kwargs):
-    transaction.on_commit(partial(_quietly, purge_api_index))
+def purge_after_commit(purge, argument, what: str) -> None:
+    """Run ``purge(argument)`` once the current transaction commits (at once outside one),
+    with every other purge of that transaction: all attempted, failures reported together
+    (``CachePurgeFailed``, raised after the commit by whatever commits)."""
+    aftercommit.group("purges", _Purges).add(purge, argument, what)
+
+
+def purge_token_after_commit(digest: str) -> None:
+    purge_after_commit(purge_token, digest, "a token's cached answer")
+
+
+def _app_changed(sender, instance, created=False, **kwargs):
+    # Admin edits of an app (secret, activation, name, introspection right) bypass the
+    # services, so they are caught here, whoever saves: its client record, and the
+    # catalogue that every gateway answer reads the app's state and name from. A new app
+    # is in no cache yet (a catalogue that lacks it loads again when a token names it).
+    if created:
+        return
+    purge_after_commit(purge_client, instance.client_id, "an app's cached client record")
+    purge_after_commit(purge_catalogue, None, "the gateways' catalogue of APIs, plans and apps")
+
+
+def _catalogue_changed(sender, instance, created=False, **kwargs):
+    if created and sender._meta.model_name != "api":  # a new API changes which base path matches a URI
+        return
+    purge_after_commit(purge_catalogue, None, "the gateways' catalogue of APIs, plans and apps")
 
 
 def _token_deleted(sender, instance, **kwargs):
     # Tokens are revoked, not deleted; should one be deleted anyway, no cache keeps it.
-    transaction.on_commit(partial(_quietly, purge_token, instance.digest))
+    purge_token_after_commit(instance.digest)
 
 
 def settle_once_middleware(get_response):
@@ -194,4 +245,5 @@ def settle_once_middleware(get_response):
 post_delete.connect(_token_deleted, sender="tokens.AccessToken", dispatch_uid="tp-token-delete")
 for _name, _signal in (("save", post_save), ("delete", post_delete)):
     _signal.connect(_app_changed, sender="tokens.App", dispatch_uid=f"tp-app-{_name}")
-    _signal.connect(_api_changed, sender="tokens.Api", dispatch_uid=f"tp-api-{_name}")
+    _signal.connect(_catalogue_changed, sender="tokens.Api", dispatch_uid=f"tp-api-{_name}")
+    _signal.connect(_catalogue_changed, sender="tokens.Plan", dispatch_uid=f"tp-plan-{_name}")

@@ -40,6 +40,8 @@ INACTIVE = "inactive"  # cached answer for a known token that is revoked or expi
 
 
 class ApiGrant(NamedTuple):
+    """One API of an active token, with its plan, as the catalogue names them now."""
+
     api_id: int
     name: str
     version: str
@@ -49,16 +51,20 @@ class ApiGrant(NamedTuple):
 
 
 class TokenInfo(NamedTuple):
-    """What a gateway learns about an active token (cached as is: keep it small)."""
+    """What a gateway learns about an active token (cached as is: keep it small).
+
+    Only the token's own state: its app, APIs and plans are ids, named by the catalogue
+    (``catalogue``), so a change of an app (deactivated, renamed), a plan or an API
+    reaches every answer at once, without purging any token's entry.
+    """
 
     token_id: int
     public_id: str
-    client_id: str
-    app_name: str
+    app_id: int
     owner: str
     issued_at: int  # seconds since the epoch
     expires_at: float | None  # seconds since the epoch; None: never
-    apis: tuple[ApiGrant, ...]
+    grants: tuple[tuple[int, int], ...]  # (api id, plan id)
 
     def is_live(self, now: float) -> bool:
         return self.expires_at is None or now < self.expires_at
@@ -78,29 +84,22 @@ def _setting(name: str) -> int:
 
 @functools.cache
 def _load_sql(vendor: str = "sqlite") -> str:
-    """One indexed query for a check: the token by digest, its app, its APIs and plans.
+    """One indexed query for a check: the token by digest, with its APIs' and plans' ids.
 
     Plain SQL built once from the models' tables: the ORM would compile the same
     statement again on every cache miss, which costs more than running it. PostgreSQL's
     form takes ``$1`` (a prepared statement) and answers times as seconds since the
     epoch, which are cheaper to read than timestamps.
     """
-    token, app, link, api, plan = (
-        model._meta.db_table for model in (AccessToken, App, TokenApi, Api, Plan)
-    )
+    token, link = (model._meta.db_table for model in (AccessToken, TokenApi))
     times = "t.created_at, t.expires_at"
     if vendor == "postgresql":
         times = "extract(epoch FROM t.created_at)::float8, extract(epoch FROM t.expires_at)::float8"
     return (
         f"SELECT t.id, t.public_id, t.owner, {times}, t.revoked_at IS NOT NULL,"  # noqa: S608
-        " a.client_id, a.name, l.api_id, api.name, api.version, api.base_path,"
-        " p.name, p.rate_limit"
-        f" FROM {token} t INNER JOIN {app} a ON a.id = t.app_id"
-        f" LEFT JOIN {link} l ON l.token_id = t.id"
-        f" LEFT JOIN {api} api ON api.id = l.api_id"
-        f" LEFT JOIN {plan} p ON p.id = l.plan_id"
+        " t.app_id, l.api_id, l.plan_id"
+        f" FROM {token} t LEFT JOIN {link} l ON l.token_id = t.id"
         f" WHERE t.digest = {'$1' if vendor == 'postgresql' else '?'}"
-        " ORDER BY api.name, api.version"
     )
 
 
@@ -200,7 +199,7 @@ def _fetch_postgresql(pgconn, digest: str) -> list[tuple]:
     value = result.get_value
     rows = []
     for row in range(result.ntuples):
-        raw = [value(row, column) for column in range(14)]
+        raw = [value(row, column) for column in range(9)]
         text = [None if item is None else item.decode() for item in raw]
         rows.append(
             (
@@ -210,14 +209,9 @@ def _fetch_postgresql(pgconn, digest: str) -> list[tuple]:
                 float(text[3]),
                 None if text[4] is None else float(text[4]),
                 text[5] == "t",
-                text[6],
-                text[7],
+                int(text[6]),
+                None if text[7] is None else int(text[7]),
                 None if text[8] is None else int(text[8]),
-                text[9],
-                text[10],
-                text[11],
-                text[12],
-                None if text[13] is None else int(text[13]),
             )
         )
     return rows
@@ -228,7 +222,7 @@ def _load(digest: str, at: float) -> TokenInfo | str | None:
     rows = _fetch(digest)
     if not rows:
         return None
-    token_id, public_id, owner, created_at, expires_at, revoked, client_id, app_name = rows[0][:8]
+    token_id, public_id, owner, created_at, expires_at, revoked, app_id = rows[0][:7]
     public_id = str(uuid.UUID(public_id))  # SQLite stores it without dashes
     expires_at = _timestamp(expires_at)
     if revoked:
@@ -240,12 +234,11 @@ def _load(digest: str, at: float) -> TokenInfo | str | None:
     return TokenInfo(
         token_id=token_id,
         public_id=public_id,
-        client_id=client_id,
-        app_name=app_name,
+        app_id=app_id,
         owner=owner,
         issued_at=int(_timestamp(created_at)),
         expires_at=expires_at,
-        apis=tuple(ApiGrant(*row[8:]) for row in rows if row[8] is not None),
+        grants=tuple(sorted((row[7], row[8]) for row in rows if row[7] is not None)),
     )
 
 
@@ -414,64 +407,151 @@ def check_token(secret: str, *, at: float | None = None, record_use: bool = True
     return check_digest(crypto.digest(secret), at=at, record_use=record_use, cached=cached)
 
 
-def check_digest(digest: str, *, at: float | None = None, record_use: bool = True, cached=_UNREAD):
+def check_digest(
+    digest: str,
+    *,
+    at: float | None = None,
+    record_use: bool = True,
+    cached=_UNREAD,
+    version=_UNREAD,
+) -> TokenInfo | None:
     """``check_token`` of a well-formed secret, by its digest (for a caller that has
-    checked the format and made the digest already)."""
+    checked the format and made the digest already). ``version`` is the catalogue's
+    version when the caller read it with ``cached``."""
+    active = check_active(digest, at=at, record_use=record_use, cached=cached, version=version)
+    return None if active is None else active[0]
+
+
+def check_active(
+    digest: str,
+    *,
+    at: float | None = None,
+    record_use: bool = True,
+    cached=_UNREAD,
+    version=_UNREAD,
+) -> tuple[TokenInfo, "Catalogue"] | None:
+    """The active token of ``digest`` with the catalogue that names its app, APIs and
+    plans; None if the token is unknown, revoked or expired, or its app is inactive."""
     at = now() if at is None else at
-    if cached is _UNREAD:
-        cached = cache.read(cache.token_cache_key(digest))
+    if cached is _UNREAD or version is _UNREAD:
+        token_key = cache.token_cache_key(digest)
+        read = cache.read_many([token_key, cache.CATALOGUE_VERSION_KEY])
+        cached = read.get(token_key) if cached is _UNREAD else cached
+        version = read.get(cache.CATALOGUE_VERSION_KEY) if version is _UNREAD else version
     info = _resolve(digest, cached, at)
-    if info is not None and record_use:
+    if info is None:
+        return None
+    known = catalogue(version, info)
+    if not known.admits(info):
+        return None
+    if record_use:
         _record_use(digest, info)
-    return info
+    return info, known
 
 
 # --- matching the original URI to an API ------------------------------------------
 
 
-def _load_api_index() -> dict[str, int]:
-    index = {}
-    for api_id, base_path in Api.objects.values_list("id", "base_path"):
+class AppInfo(NamedTuple):
+    client_id: str
+    name: str
+    is_active: bool
+
+
+class Catalogue(NamedTuple):
+    """The APIs, plans and apps that gateway answers name, as of one catalogue version.
+
+    Kept in each process's memory: read on every check, changed rarely. Any change of
+    an API, plan or app through the ORM sets a new version after it commits
+    (``cache.purge_catalogue``), and every check reads the version before it answers,
+    so no process answers from a catalogue older than such a change; changes that
+    bypass the ORM (bulk SQL) are picked up within ``GATEWAY_CACHE_SECONDS``.
+    """
+
+    version: str | None
+    loaded_at: float  # time.monotonic()
+    index: dict[str, int]  # normalised base path → API id
+    apis: dict[int, tuple[str, str, str]]  # id → (name, version, base path)
+    plans: dict[int, tuple[str, int | None]]  # id → (name, rate limit)
+    apps: dict[int, AppInfo]
+
+    def knows(self, info: TokenInfo) -> bool:
+        return info.app_id in self.apps and all(
+            api_id in self.apis and plan_id in self.plans for api_id, plan_id in info.grants
+        )
+
+    def admits(self, info: TokenInfo) -> bool:
+        """Whether the token's app lets it be used (an inactive app stops its tokens)."""
+        app = self.apps.get(info.app_id)
+        return app is not None and app.is_active
+
+    def grant(self, info: TokenInfo, api_id: int | None) -> ApiGrant | None:
+        for granted, plan_id in info.grants:
+            if granted == api_id:
+                return ApiGrant(api_id, *self.apis[api_id], *self.plans[plan_id])
+        return None
+
+    def grants(self, info: TokenInfo) -> list[ApiGrant]:
+        """Every API of the token, ordered by name and version."""
+        grants = [ApiGrant(a, *self.apis[a], *self.plans[p]) for a, p in info.grants]
+        return sorted(grants, key=lambda grant: (grant.name, grant.version))
+
+
+def _load_catalogue(version: str | None) -> Catalogue:
+    index, apis = {}, {}
+    for api_id, name, api_version, base_path in Api.objects.values_list(
+        "id", "name", "version", "base_path"
+    ):
+        apis[api_id] = (name, api_version, base_path)
         path = normalise_path(base_path)
         if path is not None:
             index[path] = api_id
-    return index
+    plans = {
+        plan_id: (name, rate_limit)
+        for plan_id, name, rate_limit in Plan.objects.values_list("id", "name", "rate_limit")
+    }
+    apps = {
+        app_id: AppInfo(*row)
+        for app_id, *row in App.objects.values_list("id", "client_id", "name", "is_active")
+    }
+    return Catalogue(version, time.monotonic(), index, apis, plans, apps)
 
 
-_api_index: tuple[str | None, float, dict[str, int]] = (None, 0.0, {})
+_catalogue = Catalogue(None, 0.0, {}, {}, {}, {})
 
 
-def api_index(version) -> dict[str, int]:
-    """Every API's normalised base path → its id, for the cache's index ``version``.
-
-    Kept in process memory: it is read on every check and can be large. Any API change
-    through the ORM sets a new version after it commits (``cache.purge_api_index``),
-    and the version is read before the database, so a process never keeps an index
-    older than such a change; changes that bypass the ORM (bulk SQL) are picked up
-    within ``GATEWAY_CACHE_SECONDS``.
-    """
-    global _api_index
-    loaded_version, loaded_at, index = _api_index
-    tick = time.monotonic()
+def catalogue(version, info: TokenInfo | None = None) -> Catalogue:
+    """The catalogue for the cache's version ``version`` (reloaded when it differs from
+    this process's, or is older than ``GATEWAY_CACHE_SECONDS``, or does not know what
+    ``info`` names: an app or plan created since, which changes no version)."""
+    global _catalogue
+    kept = _catalogue
     if (
         version is not None
         and version != cache.PURGED
-        and loaded_version == version
-        and tick - loaded_at < _setting("GATEWAY_CACHE_SECONDS")
+        and kept.version == version
+        and time.monotonic() - kept.loaded_at < _setting("GATEWAY_CACHE_SECONDS")
+        and (info is None or kept.knows(info))
     ):
-        return index
+        return kept
     if version is None:  # first use, or evicted: start a version
         version = uuid.uuid4().hex
         try:
-            if not cache.cache.add(cache.API_INDEX_VERSION_KEY, version, None):
-                version = cache.cache.get(cache.API_INDEX_VERSION_KEY)
+            if not cache.cache.add(cache.CATALOGUE_VERSION_KEY, version, None):
+                version = cache.cache.get(cache.CATALOGUE_VERSION_KEY)
         except Exception as error:
-            logger.warning("Cache unreachable, API index from the database: %r", error)
+            logger.warning("Cache unreachable, catalogue from the database: %r", error)
             version = None
-    index = _load_api_index()
+    loaded = _load_catalogue(version)
     if version is not None and version != cache.PURGED:
-        _api_index = (version, tick, index)
-    return index
+        _catalogue = loaded
+    return loaded
+
+
+def forget_catalogue() -> None:
+    """Drop this process's catalogue (tests; the next check loads it)."""
+    global _catalogue
+    _catalogue = Catalogue(None, 0.0, {}, {}, {}, {})
 
 
 def match_api(path: str | None, index: dict[str, int]) -> int | None:
@@ -559,29 +639,30 @@ def forward_auth_answer(authorization: str | None, original_uri: str | None, pat
     at = now()
     digest = crypto.digest(secret)
     token_key = cache.token_cache_key(digest)
-    cached = cache.read_many([token_key, cache.API_INDEX_VERSION_KEY])
+    version_key = cache.CATALOGUE_VERSION_KEY
+    cached = cache.read_many([token_key, version_key])
     try:
-        info = _resolve(digest, cached.get(token_key), at)
-        if info is None:
-            return _challenge(401, "invalid_token")
-        _record_use(digest, info)
-        index = api_index(cached.get(cache.API_INDEX_VERSION_KEY))
+        active = check_active(
+            digest, at=at, cached=cached.get(token_key), version=cached.get(version_key)
+        )
     except DatabaseError:
         logger.exception("Gateway check failed: database unavailable")
         return _UNAVAILABLE
-
-    api_id = match_api(normalise_path(original_uri), index)
-    grant = next((grant for grant in info.apis if grant.api_id == api_id), None)
+    if active is None:
+        return _challenge(401, "invalid_token")
+    info, known = active
+    grant = known.grant(info, match_api(normalise_path(original_uri), known.index))
     if grant is None:
         # Sampled: a client calling an API its token lacks asks on every request.
         _log_scope_refusal(info, path)
         return _challenge(403, "insufficient_scope")
 
+    app = known.apps[info.app_id]
     headers = [
         ("Cache-Control", "no-store"),
         ("X-Token-Id", info.public_id),
-        ("X-Token-Client-Id", info.client_id),
-        ("X-Token-App", header_value(info.app_name)),
+        ("X-Token-Client-Id", app.client_id),
+        ("X-Token-App", header_value(app.name)),
         ("X-Token-Owner", header_value(info.owner)),
         ("X-Token-Api", header_value(grant.name)),
         ("X-Token-Api-Version", header_value(grant.version)),

@@ -20,8 +20,9 @@ import re
 from datetime import UTC, datetime
 from functools import partial
 
-from django.db import transaction
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+
+from . import aftercommit
 
 SECURITY_LOGGER = "tokens.security"
 MASK = "[masked]"
@@ -187,7 +188,7 @@ def security_log(
     record.update({key: value for key, value in fields.items() if value is not None})
     emit = partial(logger.log, level, event, extra={"security": record})
     if on_commit:
-        transaction.on_commit(emit, robust=True)
+        aftercommit.run(emit, quiet=True)
     else:
         emit()
 

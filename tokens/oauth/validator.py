@@ -207,15 +207,18 @@ class IntrospectionRequestValidator(PortalRequestValidator):
         return client
 
     def introspect_token(self, token, token_type_hint, request, *args, **kwargs):
-        return claims(gateway.check_token(token))
+        if not crypto.looks_like_token(token):
+            return None
+        return claims(gateway.check_active(crypto.digest(token)))
 
 
-def claims(info: "gateway.TokenInfo | None") -> dict | None:
+def claims(active: "tuple[gateway.TokenInfo, gateway.Catalogue] | None") -> dict | None:
     """RFC 7662 claims of an active token (without ``active``); None for an inactive one."""
-    if info is None:
+    if active is None:
         return None
+    info, known = active
     result = {
-        "client_id": info.client_id,
+        "client_id": known.apps[info.app_id].client_id,
         "token_type": "Bearer",
         "iat": info.issued_at,
         "sub": info.owner,
@@ -226,7 +229,7 @@ def claims(info: "gateway.TokenInfo | None") -> dict | None:
                 "base_path": grant.base_path,
                 "plan": grant.plan,
             }
-            for grant in info.apis
+            for grant in known.grants(info)
         ],
     }
     if info.expires_at is not None:
