@@ -324,9 +324,9 @@ def test_the_bulk_revoke_confirmation_states_count_warning_and_skipped_tokens(
     text = response.text
     assert "You are about to revoke <strong>2 tokens</strong> of the 5 selected" in text
     assert "HTTP 401 (Unauthorized)" in text
-    assert "Will be skipped (3)" in text
+    assert "Will be skipped (2)" in text
     assert "Issued by the OAuth flow: only its client can revoke it" in text
-    assert "Already revoked." in text
+    assert "Already revoked: will be purged again (1)" in text
     assert "Expired: the gateway already refuses it" in text
     assert 'name="reason"' in text and 'name="csrfmiddlewaretoken"' in text
     # Nothing is revoked before the confirmation.
@@ -357,7 +357,8 @@ def test_confirming_revokes_the_revocable_tokens_and_skips_the_others(
     assert previously.events.filter(action=AuditAction.REVOKED).count() == 1
     texts = message_texts(response)
     assert any(text.startswith("Revoked 2 tokens.") for text in texts)
-    assert sum(text.startswith("Skipped ") for text in texts) == 3
+    assert any(text.startswith("Purged 1 token already revoked") for text in texts)
+    assert sum(text.startswith("Skipped ") for text in texts) == 2
     assert LogEntry.objects.filter(action_flag=CHANGE).count() == 2
 
 

@@ -3,9 +3,12 @@ revoke it; and for superusers, manage APIs, plans and apps.
 
 Rules live in the models and services: the admin revokes through ``services.token_revoke``
 (audit event, cache purge), never edits a token directly, and never shows a secret or a
-digest. The changelists are built for a million tokens: no exact ``COUNT(*)`` once the
-table is big (``EstimatedCountPaginator``), no query per row, filters that cost at most
-one small query each, and no date hierarchy (its year list scans the whole table).
+digest (nor keeps one in ``django_admin_log``: a pasted reason is masked). A purge of the
+gateways' cache that fails after a change committed is reported on the page, never as a
+500, and running the same revoke or save again purges again. The changelists are built
+for a million tokens: no exact ``COUNT(*)`` once the table is big
+(``EstimatedCountPaginator``), no query per row, filters that cost at most one small
+query each, and no date hierarchy (its year list scans the whole table).
 """
 
 from collections import defaultdict
@@ -18,7 +21,7 @@ from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.contrib.auth import get_permission_codename
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
+from django.db import router, transaction
 from django.db.models import Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -28,6 +31,8 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
 from . import crypto, services
+from .cache import CachePurgeFailed
+from .logging import mask_secrets
 from .models import (
     AccessToken,
     Api,
@@ -91,6 +96,42 @@ class CheckedSelectionMixin:
 
 def _is_row_id(value: str) -> bool:
     return value.isascii() and value.isdigit() and int(value) < 2**63
+
+
+class ReportsPurgeFailures:
+    """Saving or deleting an API, plan or app purges what the gateways cache of it once
+    the change commits; when the cache cannot be reached, ``CachePurgeFailed`` comes
+    after the commit. The change stands: the page says so and how to retry (a save
+    purges again), instead of a 500 that hides that the change was saved.
+
+    Each view runs in a transaction of its own, so that the purges (made when it
+    commits) fail here, with the view's answer in hand.
+    """
+
+    purge_retry_hint = "Save it again (or any API, plan or app) to purge again."
+
+    def reporting_purge_failures(self, request, view, *args, **kwargs):
+        if request.method != "POST":  # only a POST changes anything
+            return view(request, *args, **kwargs)
+        response = None
+        try:
+            with transaction.atomic(using=router.db_for_write(self.model)):
+                response = view(request, *args, **kwargs)
+        except CachePurgeFailed as failure:
+            if response is None:  # raised inside: nothing was committed
+                raise
+            self.message_user(request, f"{failure.message} {self.purge_retry_hint}", messages.ERROR)
+        return response
+
+    def changeform_view(self, request, *args, **kwargs):
+        return self.reporting_purge_failures(request, super().changeform_view, *args, **kwargs)
+
+    def delete_view(self, request, *args, **kwargs):
+        return self.reporting_purge_failures(request, super().delete_view, *args, **kwargs)
+
+    def changelist_view(self, request, *args, **kwargs):
+        # Actions (delete selected, regenerate secret) run here.
+        return self.reporting_purge_failures(request, super().changelist_view, *args, **kwargs)
 
 
 class ReadOnlyAdminMixin:
@@ -239,6 +280,31 @@ class RevokeForm(forms.Form):
         help_text="Recorded in each token's history, e.g. “leaked in a public repository, "
         "ticket #1234”.",
     )
+
+    def __init__(self, *args, reason_required: bool = True, **kwargs):
+        # Purging tokens that are already revoked again records nothing: no reason asked.
+        super().__init__(*args, **kwargs)
+        self.fields["reason"].required = reason_required
+
+
+def _sort_for_revoke(tokens, now=None):
+    """The tokens to revoke; those already revoked (purged again, which retries a purge
+    that failed); and the others, each with why it is left alone."""
+    now = now or timezone.now()
+    to_revoke, to_purge, skipped = [], [], []
+    for each in tokens:
+        why = services.portal_revoke_skip_reason(each, now=now)
+        if why is None:
+            to_revoke.append(each)
+        elif each.revoked_at is not None:
+            to_purge.append(each)
+        else:
+            skipped.append((each, why))
+    return to_revoke, to_purge, skipped
+
+
+def _tokens(count: int) -> str:
+    return f"{count} token{'s' if count != 1 else ''}"
 
 
 class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
@@ -457,9 +523,19 @@ class AccessTokenAdmin(
                 messages.ERROR,
             )
             return None
-        form = RevokeForm(request.POST if request.POST.get("post") == "yes" else None)
+        to_revoke, _, _ = _sort_for_revoke(tokens)
+        form = RevokeForm(
+            request.POST if request.POST.get("post") == "yes" else None,
+            reason_required=bool(to_revoke),
+        )
         if form.is_valid():
-            self.revoke_tokens(request, tokens, form.cleaned_data["reason"])
+            self.revoke_tokens(
+                request,
+                tokens,
+                form.cleaned_data["reason"],
+                retry_hint="Select the same tokens and run “Revoke selected tokens” again "
+                "to purge them again.",
+            )
             return None  # back to the list, with its filters
         return self.render_revoke_confirmation(
             request,
@@ -476,9 +552,17 @@ class AccessTokenAdmin(
         if token is None:
             return self._get_obj_does_not_exist_redirect(request, self.opts, object_id)
         change_url = reverse("admin:tokens_accesstoken_change", args=[token.pk])
-        form = RevokeForm(request.POST if request.method == "POST" else None)
+        to_revoke, _, _ = _sort_for_revoke([token])
+        form = RevokeForm(
+            request.POST if request.method == "POST" else None, reason_required=bool(to_revoke)
+        )
         if form.is_valid():
-            self.revoke_tokens(request, [token], form.cleaned_data["reason"])
+            self.revoke_tokens(
+                request,
+                [token],
+                form.cleaned_data["reason"],
+                retry_hint="Use “Purge again” on this page to retry.",
+            )
             return HttpResponseRedirect(change_url)
         return self.render_revoke_confirmation(
             request, [token], form, token=token, cancel_url=change_url
@@ -487,22 +571,19 @@ class AccessTokenAdmin(
     def render_revoke_confirmation(
         self, request, tokens, form, *, action=None, token=None, cancel_url
     ):
-        now = timezone.now()
-        to_revoke, skipped = [], []
-        for each in tokens:
-            why = services.portal_revoke_skip_reason(each, now=now)
-            if why is None:
-                to_revoke.append(each)
-            else:
-                skipped.append((each, why))
+        to_revoke, to_purge, skipped = _sort_for_revoke(tokens)
+        title = "Revoke access token" if token else "Revoke access tokens"
+        if to_purge and not to_revoke:
+            title = "Purge again"
         context = {
             **self.admin_site.each_context(request),
-            "title": "Revoke access token" if token else "Revoke access tokens",
+            "title": title,
             "opts": self.opts,
             "media": self.media,
             "token": token,
             "tokens": tokens,
             "to_revoke": to_revoke,
+            "to_purge": to_purge,
             "skipped": skipped,
             "form": form,
             "action": action,
@@ -514,31 +595,56 @@ class AccessTokenAdmin(
             request, "admin/tokens/accesstoken/revoke_confirmation.html", context
         )
 
-    def revoke_tokens(self, request, tokens, reason):
-        with transaction.atomic():
-            result = services.token_revoke_many(
-                tokens=tokens, actor=request.user, reason=reason, remote_addr=_remote_addr(request)
-            )
-            # The service wrote each token's audit event; admin's History gets a line too.
-            LogEntry.objects.log_actions(
-                user_id=request.user.pk,
-                queryset=result.revoked,
-                action_flag=CHANGE,
-                change_message=f"Revoked. Reason: {reason}",
-            )
+    def revoke_tokens(self, request, tokens, reason, *, retry_hint: str):
+        """Revoke the revocable ``tokens`` and purge again those already revoked; say what
+        was done, and, when the gateways' cache could not be purged (the revocations
+        stand, committed), that it is not yet effective everywhere and how to retry."""
+        result = failure = None
+        try:
+            with transaction.atomic():
+                result = services.token_revoke_many(
+                    tokens=tokens,
+                    actor=request.user,
+                    reason=reason,
+                    remote_addr=_remote_addr(request),
+                )
+                # The service wrote each token's audit event; admin's History gets a line
+                # too. Masked as the audit event is: django_admin_log is shown and dumped.
+                LogEntry.objects.log_actions(
+                    user_id=request.user.pk,
+                    queryset=result.revoked,
+                    action_flag=CHANGE,
+                    change_message=f"Revoked. Reason: {mask_secrets(reason)}",
+                )
+        except CachePurgeFailed as error:  # raised once the transaction committed
+            if result is None:  # raised inside: nothing was committed
+                raise
+            failure = error
+        purged = [token for token, _ in result.skipped if token.revoked_at is not None]
+        skipped = [(token, why) for token, why in result.skipped if token.revoked_at is None]
         if result.revoked:
             count = len(result.revoked)
+            effect = (
+                f" Requests using {'them' if count != 1 else 'it'} now receive "
+                "HTTP 401 (Unauthorized)."
+                if failure is None
+                else ""
+            )
+            self.message_user(request, f"Revoked {_tokens(count)}.{effect}", messages.SUCCESS)
+        if purged and failure is None:
             self.message_user(
                 request,
-                f"Revoked {count} token{'s' if count != 1 else ''}. Requests using "
-                f"{'them' if count != 1 else 'it'} now receive HTTP 401 (Unauthorized).",
+                f"Purged {_tokens(len(purged))} already revoked from the gateways' cache "
+                "again: requests using them receive HTTP 401 (Unauthorized).",
                 messages.SUCCESS,
             )
+        if failure is not None:
+            self.message_user(request, f"{failure.message} {retry_hint}", messages.ERROR)
         # One message per reason, not per token: a bulk revoke may skip hundreds.
-        skipped = defaultdict(list)
-        for token, why in result.skipped:
-            skipped[why].append(token.masked_code)
-        for why, codes in skipped.items():
+        by_reason = defaultdict(list)
+        for token, why in skipped:
+            by_reason[why].append(token.masked_code)
+        for why, codes in by_reason.items():
             shown = ", ".join(codes[:5]) + (f" and {len(codes) - 5} more" if len(codes) > 5 else "")
             self.message_user(request, f"Skipped {shown}: {why}", messages.WARNING)
         return result
@@ -600,7 +706,7 @@ class PlanInline(admin.TabularInline):
 
 
 @admin.register(Api)
-class ApiAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+class ApiAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ("name", "version", "base_path")
     search_fields = ("name", "base_path")
     ordering = ("name", "version")
@@ -608,7 +714,7 @@ class ApiAdmin(CheckedSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+class PlanAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ("name", "api", "rate_limit")
     list_filter = ("api",)
     list_select_related = ("api",)
@@ -649,7 +755,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(App)
-class AppAdmin(CheckedSelectionMixin, admin.ModelAdmin):
+class AppAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
     """The client secret is stored as a digest: it is shown once, when the app is added
     or its secret regenerated, in the answer to that POST, and nowhere else."""
 
@@ -709,7 +815,8 @@ class AppAdmin(CheckedSelectionMixin, admin.ModelAdmin):
         if not self.has_change_permission(request, app):
             raise PermissionDenied
         if request.method == "POST":
-            return self.regenerate_secrets(request, [app])
+            # The new secret is shown even when the gateways could not be told at once.
+            return self.reporting_purge_failures(request, self.regenerate_secrets, [app])
         cancel_url = reverse("admin:tokens_app_change", args=[app.pk])
         return self.render_regenerate_confirmation(request, [app], cancel_url=cancel_url)
 
