@@ -257,18 +257,30 @@ TOKEN_PORTAL = {
     # How many reverse proxies in front of the app append to X-Forwarded-For: the client
     # address (rate limits, audit, logs) is read from there. 0: REMOTE_ADDR as is.
     "TRUSTED_PROXY_COUNT": int(os.environ.get("TOKEN_PORTAL_TRUSTED_PROXY_COUNT", "0")),
-    # Per client address, counted in the cache (shared through Redis): "N/s", "N/m", "N/h".
+    # The header that holds the URI a gateway check is about, which the gateway always
+    # sets: "X-Original-URI" (nginx) or "X-Forwarded-Uri" (Traefik). Empty: either, and
+    # 403 when a request has both and they differ (docs/gateway.md).
+    "TRUSTED_URI_HEADER": os.environ.get("TOKEN_PORTAL_TRUSTED_URI_HEADER", "").strip(),
+    # Counted in the cache (shared through Redis): "N/s", "N/m", "N/h"; empty: no limit.
     "RATE_LIMITS": {
         # Login attempts per client address; failed logins per account; failed
         # two-factor codes per account (the device also backs off exponentially).
         "login": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_LOGIN", "20/m"),
         "login_user": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_LOGIN_FAILURES", "10/h"),
         "mfa": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_MFA_FAILURES", "5/m"),
+        # OAuth requests per client address (token, revoke); introspections per client.
         "token": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_TOKEN", "60/m"),
         "revoke": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_REVOKE", "120/m"),
-        "introspect": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_INTROSPECT", "10000/s"),
+        "introspect": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_INTROSPECT", "100000/s"),
+        # Failed client authentications at the OAuth endpoints, per address and per
+        # client_id (tokens.ratelimit.FAILURES; docs/gateway.md, "Rate limits").
+        "client_auth": os.environ.get("TOKEN_PORTAL_RATE_LIMIT_CLIENT_AUTH_FAILURES", "30/m"),
     },
 }
+if TOKEN_PORTAL["TRUSTED_URI_HEADER"].lower() not in ("", "x-original-uri", "x-forwarded-uri"):
+    raise ImproperlyConfigured(
+        "TOKEN_PORTAL_TRUSTED_URI_HEADER must be X-Original-URI, X-Forwarded-Uri or empty."
+    )
 
 # One JSON object per line on stderr; every handler masks token- and secret-shaped text
 # (tokens.logging). Django's own loggers use the same handler: no unmasked error mails.
