@@ -3,17 +3,25 @@
 With Redis as the cache the counters are shared by every app server, so a burst spread
 over processes is counted once. Limits live in ``settings.TOKEN_PORTAL["RATE_LIMITS"]``
 as ``{scope: "N/s" | "N/m" | "N/h"}``; a missing or empty limit means no limit.
+
+Two kinds of limit: request rates (``retry_after``, ``count``: per client address at
+the token and revocation endpoints, per client at introspection), and the budget of
+failed client authentications (``FAILURES``: per address and per client), which a
+client that authenticates correctly never uses up (docs/gateway.md, "Rate limits").
 """
 
 import collections
 import functools
+import hashlib
 import logging
 import math
+import re
 import threading
 import time
 from typing import NamedTuple
 
 from django.conf import settings
+from django.core.cache import cache as django_cache
 
 from . import cache
 
@@ -45,6 +53,17 @@ class Window(NamedTuple):
         return max(1, math.ceil((window + 1) * self.period - self.started))
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+
+
+def _subject(client: str) -> str:
+    """``client`` as it appears in a cache key: as is when it is plain (an address, a
+    client_id the portal made), else a digest (any text a client sends)."""
+    if _PLAIN.fullmatch(client):
+        return client
+    return "h" + hashlib.sha256(client.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
 def window(scope: str, client: str) -> Window | None:
     """The window to count a request of ``client`` in ``scope``; None if it has no limit."""
     limit = settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(scope)
@@ -52,7 +71,7 @@ def window(scope: str, client: str) -> Window | None:
         return None
     allowed, period = parse_limit(limit)
     now = time.time()
-    key = f"rl:{scope}:{int(now // period)}:{client}"
+    key = f"rl:{scope}:{int(now // period)}:{_subject(client)}"
     return Window(key, allowed, period, now)
 
 
@@ -144,3 +163,111 @@ def retry_after(scope: str, client: str) -> int | None:
     if current is None:
         return None
     return current.retry_after(count(current))
+
+
+# --- Failed client authentications ---------------------------------------------------
+
+FAILURES = "client_auth"  # the scope: failures per client address, and per client_id
+# A correct authentication makes its (client, address) pair "known" for this long: while
+# the address or the client is over its failure budget, a known pair is still let in.
+KNOWN_SECONDS = 3600
+_KNOWN_REFRESH = 600  # a process renews a pair's mark in the cache at most this often
+_MEMO_MAX = 10_000
+
+# (client_id, address) → _monotonic() when this process last marked the pair known in
+# the cache: introspection's everyday answer asks it with a dictionary look-up only.
+_known: dict[tuple[str, str], float] = {}
+_monotonic = time.monotonic
+
+
+def _failure_windows(remote_addr: str, client_id: str | None) -> list[Window]:
+    """The failure windows a request counts in: its address's, and its client's if it
+    names one. Empty when failures have no limit."""
+    subjects = [f"address:{remote_addr}"]
+    if client_id:
+        subjects.append(f"client:{client_id}")
+    return [current for who in subjects if (current := window(FAILURES, who)) is not None]
+
+
+def _known_key(client_id: str, remote_addr: str) -> str:
+    return "rl:known:" + _subject(f"{client_id}\x00{remote_addr}")
+
+
+def known_here(remote_addr: str, client_id: str) -> bool:
+    """Whether this process may skip the failure budgets for this request: the pair
+    authenticated correctly here lately (a known pair is never refused), or failures
+    have no limit. A dictionary look-up: introspection's everyday answer asks it; on
+    False the request takes the full path, whose ``lock`` reads the shared counters.
+    """
+    seen = _known.get((client_id, remote_addr))
+    if seen is not None and _monotonic() - seen < KNOWN_SECONDS:
+        return True
+    return not settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(FAILURES)
+
+
+class Lock(NamedTuple):
+    """A request's address or client is over its failure budget."""
+
+    wait: int  # seconds, for Retry-After
+    known: bool  # the pair (client, address) authenticated correctly lately
+
+
+def lock(remote_addr: str, client_id: str | None) -> Lock | None:
+    """Whether the request's address or client is over its failure budget (None: not),
+    asked before any credential is checked. One cache round trip; a cache outage lets
+    the request through (logged).
+
+    A locked request is refused before its credentials are checked, unless its pair
+    (client, address) authenticated correctly in the last ``KNOWN_SECONDS``: an
+    attacker cannot lock a working gateway out by failing in its name. A known pair's
+    credentials are checked; only wrong ones are refused.
+    """
+    windows = _failure_windows(remote_addr, client_id)
+    if not windows:
+        return None
+    keys = [current.key for current in windows]
+    known = _known_key(client_id, remote_addr) if client_id else None
+    try:
+        values = django_cache.get_many(keys + [known] if known else keys)
+    except Exception as error:
+        logger.warning("Failure limit not applied, cache unreachable: %r", error)
+        return None
+    # Locked once the budget is used up: the next failure would be one too many.
+    waits = [current.retry_after(int(values.get(current.key) or 0) + 1) for current in windows]
+    waits = [wait for wait in waits if wait is not None]
+    if not waits:
+        return None
+    return Lock(max(waits), bool(known and values.get(known)))
+
+
+def record_failure(remote_addr: str, client_id: str | None) -> None:
+    """Count a failed client authentication against its address and its client, exactly
+    (failures are rare: one cache round trip each)."""
+    for current in _failure_windows(remote_addr, client_id):
+        try:
+            cache.count(current.key, current.period + 1)
+        except Exception as error:
+            logger.warning("Failure not counted, cache unreachable: %r", error)
+
+
+def record_success(remote_addr: str, client_id: str) -> None:
+    """``client_id`` authenticated correctly from ``remote_addr``: the pair is known.
+
+    Marked in the cache once per ``_KNOWN_REFRESH`` per process and pair (so at most one
+    round trip every ten minutes, none on the requests between).
+    """
+    pair = (client_id, remote_addr)
+    now = _monotonic()
+    seen = _known.get(pair)
+    if seen is not None and now - seen < _KNOWN_REFRESH:
+        return
+    if not settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(FAILURES):
+        return
+    if len(_known) >= _MEMO_MAX:
+        _known.clear()
+    _known[pair] = now
+    try:
+        django_cache.set(_known_key(client_id, remote_addr), 1, KNOWN_SECONDS)
+    except Exception as error:
+        _known.pop(pair, None)  # tried again with the next success
+        logger.warning("Known client address not recorded, cache unreachable: %r", error)

@@ -201,24 +201,34 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
     ``content_type`` and ``body`` (``tokens.fastpath`` passes a lean stand-in, and
     ``raw=True`` to have introspection's everyday answer as a ``RawAnswer``).
 
-    Every POST is counted once against the endpoint's rate limit, before anything else
-    is answered; introspection's everyday request counts in the same cache round trip
-    that reads the client and the token.
+    Every POST to the token and revocation endpoints is counted once against the
+    endpoint's rate limit per client address, before anything else is answered; every
+    introspection naming a client is counted against that client's limit, the everyday
+    one in the same cache round trip that reads the client and the token. A request
+    whose address or client is over its budget of failed client authentications is
+    refused before its credentials are checked (``ratelimit.lock``), and a failed
+    authentication (a 401) is counted against both.
     """
     if request.method != "POST":
         response = error_response(405, "invalid_request", "Only POST is allowed.")
         response["Allow"] = "POST"
         return response
     remote_addr = request.META.get("REMOTE_ADDR", "")
-    window = ratelimit.window(endpoint.name, remote_addr)
     authorization = request.META.get("HTTP_AUTHORIZATION")
     try:
         params, bad = form_params(request, endpoint.params), None
     except BadRequest as error:
         params, bad = None, error
+    credentials = None if params is None else _claimed_credentials(params, authorization)
+    client_id = credentials[0] if credentials is not None else None
     lean = None
-    if endpoint is INTROSPECT and params is not None:
-        lean = _introspect_lean(params, authorization, window)
+    if endpoint is INTROSPECT:
+        # Metered per client: a gateway fleet behind one address is one busy client.
+        window = ratelimit.window(endpoint.name, client_id) if client_id else None
+        if credentials is not None:
+            lean = _introspect_lean(params, credentials, remote_addr, window)
+    else:
+        window = ratelimit.window(endpoint.name, remote_addr)
     counted = lean.count if lean is not None else ratelimit.count(window)
     wait = window.retry_after(counted) if window is not None else None
     if wait is not None:
@@ -229,11 +239,14 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
         if raw:
             return RawAnswer(200, INTROSPECTION_HEADERS, lean.body)
         return _oauthlib_response({"Content-Type": "application/json"}, lean.body.decode(), 200)
+    lock = ratelimit.lock(remote_addr, client_id)
+    if lock is not None and not lock.known:
+        return _rate_limited(lock.wait)
     headers = {REMOTE_ADDR_HEADER: remote_addr}
     if authorization:
         headers["Authorization"] = authorization
     try:
-        return _oauthlib_response(*endpoint.respond(endpoint.uri, "POST", params, headers))
+        response = _oauthlib_response(*endpoint.respond(endpoint.uri, "POST", params, headers))
     except CachePurgeFailed:
         # The revoke is committed, but gateways may still accept the token from the
         # cache until it lapses: the client must hear of it, and a retry purges again.
@@ -247,6 +260,27 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
         response = error_response(503, "temporarily_unavailable", "Try again shortly.")
         response["Retry-After"] = "1"
         return response
+    if response.status_code == 401:  # missing, unknown or wrong client credentials
+        if lock is not None:  # a known pair, over the budget: a wrong secret is refused
+            return _rate_limited(lock.wait)
+        ratelimit.record_failure(remote_addr, client_id)
+    elif response.status_code == 200 and client_id:
+        ratelimit.record_success(remote_addr, client_id)
+    return response
+
+
+def _claimed_credentials(params: dict[str, str], authorization: str | None):
+    """The (client_id, client_secret) a request authenticates with, unchecked; None when
+    it has none or sends them wrongly (oauthlib then answers the error)."""
+    shim = _Credentials(
+        {"Authorization": authorization} if authorization else {},
+        params.get("client_id"),
+        params.get("client_secret"),
+    )
+    try:
+        return client_credentials(shim)
+    except OAuth2Error:
+        return None
 
 
 class _Credentials:
@@ -266,7 +300,10 @@ class _Lean(NamedTuple):
 
 
 def _introspect_lean(
-    params: dict[str, str], authorization: str | None, window: ratelimit.Window | None
+    params: dict[str, str],
+    credentials: tuple[str, str],
+    remote_addr: str,
+    window: ratelimit.Window | None,
 ) -> _Lean | None:
     """RFC 7662's everyday request answered without oauthlib (or None before any I/O).
 
@@ -282,18 +319,9 @@ def _introspect_lean(
     secret = params.get("token")
     if not secret:
         return None
-    shim = _Credentials(
-        {"Authorization": authorization} if authorization else {},
-        params.get("client_id"),
-        params.get("client_secret"),
-    )
-    try:
-        credentials = client_credentials(shim)
-    except OAuth2Error:
-        return None
-    if credentials is None:
-        return None
     client_id, client_secret = credentials
+    if not ratelimit.known_here(remote_addr, client_id):
+        return None  # the full path checks the failure budgets first (ratelimit.lock)
     client_key = cache.client_cache_key(client_id)
     keys = [client_key]
     digest = crypto.digest(secret) if crypto.looks_like_token(secret) else None
@@ -319,6 +347,7 @@ def _introspect_lean(
         )
         if client is None or not client.can_introspect:
             return _Lean(counted, None)
+        ratelimit.record_success(remote_addr, client_id)
         info = None
         if digest is not None:
             info = gateway.check_digest(digest, cached=cached.get(token_key))
