@@ -21,8 +21,9 @@ parses the request as usual. It accepts a request only if:
   ``forwarder_headers``): their meaning depends on gunicorn's policy;
 - lines end in CRLF; gunicorn's limits on the request line, the fields and their
   number hold;
-- the body is exactly ``Content-Length`` bytes (digits only; none means no body), and
-  nothing follows it.
+- the body is exactly ``Content-Length`` bytes (digits only, no more of them than
+  ``PEEK`` has: a longer value, thousands of digits even, is gunicorn's to refuse; none
+  means no body), and nothing follows it.
 
 ``Reader.environ`` then makes the environ gunicorn's ``wsgi.create`` makes for such a
 request (``tests/test_lean_http.py`` holds the two equal for whatever Hypothesis sends,
@@ -44,6 +45,9 @@ from gunicorn.http.message import DEFAULT_MAX_HEADERFIELD_SIZE, MAX_HEADERS, MAX
 from gunicorn.http.wsgi import WSGIErrorsWrapper, base_environ
 
 PEEK = 8192  # the most of a request looked at: a check's request is a few hundred bytes
+# A Content-Length of more digits cannot describe a body within PEEK (and int() refuses
+# strings of over 4300 digits).
+_LENGTH_DIGITS = len(str(PEEK))
 
 _REQUEST_LINE = re.compile(rb"(GET|HEAD|POST) (/[A-Za-z0-9\-._~!$&'()*+,;=:@/?]*) HTTP/1\.([01])")
 _NAME = re.compile(rb"[A-Za-z0-9-]+")
@@ -138,7 +142,7 @@ class Reader:
             seen.add(name)
             value = value.strip(b" \t").decode("ascii")
             if name == "CONTENT-LENGTH":
-                if not value.isdigit():
+                if not value.isdigit() or len(value) > _LENGTH_DIGITS:
                     return None
                 length = int(value)
             headers.append((name, value))
