@@ -104,7 +104,7 @@ def test_revoking_twice_changes_nothing_the_second_time(portal_admin_client, sup
     again = support_client.post(revoke_url(token), {"reason": "second"})
 
     assert again.status_code == 302
-    assert "This token was already revoked." in _messages(again)
+    assert "This token was already revoked; the gateways' cache was told again." in _messages(again)
     assert _row(token) == after_first
     assert token.events.filter(action=AuditAction.REVOKED).count() == 1
 
@@ -209,7 +209,9 @@ def test_concurrent_revokes_write_one_audit_event(portal_admin_client, portal_ad
 
     response = portal_admin_client.post(revoke_url(token), {"reason": "late"})
 
-    assert "This token was already revoked." in _messages(response)
+    assert "This token was already revoked; the gateways' cache was told again." in _messages(
+        response
+    )
     assert token.events.filter(action=AuditAction.REVOKED).count() == 1
 
 

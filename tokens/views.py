@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.generic import DetailView, ListView
 
 from . import crypto, services
+from .cache import CachePurgeFailed
 from .filters import TokenFilter
 from .forms import ApiPlansForm, RevokeForm, TokenCreateForm, TokenEditForm, extra_fields_formset
 from .models import AccessToken, Api, App
@@ -265,11 +266,12 @@ class TokenRevokeView(TokenView):
     permission_required = "tokens.revoke_accesstoken"
     template_name = "tokens/token_revoke.html"
 
-    def render_page(self, token, form, status=200):
+    def render_page(self, token, form, status=200, purge_failed=None):
         context = {
             "token": token,
             "form": form,
             "revoke_url": self.request.build_absolute_uri("/oauth/revoke/"),
+            "purge_failed": purge_failed,
         }
         return render(self.request, self.template_name, context, status=status)
 
@@ -292,6 +294,11 @@ class TokenRevokeView(TokenView):
                 reason=form.cleaned_data["reason"],
                 remote_addr=remote_addr(request),
             )
+        except CachePurgeFailed as exc:
+            # Revoked, but some gateway may still accept it from the cache: say so, and
+            # offer the retry (a revoke of a revoked token purges again).
+            token.refresh_from_db()
+            return self.render_page(token, RevokeForm(), status=503, purge_failed=exc.message)
         except services.TokenServiceError as exc:
             messages.error(request, exc.message)
             return redirect(token)
@@ -302,7 +309,9 @@ class TokenRevokeView(TokenView):
                 "Requests using it now receive HTTP 401 (Unauthorized).",
             )
         else:
-            messages.info(request, "This token was already revoked.")
+            messages.info(
+                request, "This token was already revoked; the gateways' cache was told again."
+            )
         return redirect(token)
 
 
