@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from django.core.handlers.wsgi import WSGIHandler
 from django.test import Client
 from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
@@ -22,7 +23,9 @@ from hypothesis import strategies as st
 
 from tests.factories import PlanFactory, make_token
 from tests.fuzzing import FUZZ, hostile_text
+from tests.test_fastpath import call
 from tokens import paths
+from tokens.fastpath import GatewayFastPath
 
 AUTH_URL = "/gateway/auth"
 PROPERTY = hypothesis_settings(FUZZ, max_examples=400)
@@ -419,3 +422,24 @@ def test_an_ambiguous_path_is_refused_with_403_and_logged(pay_only, caplog, monk
     assert response.status_code == 403
     (refusal,) = refusals(caplog, "ambiguous path")
     assert "..;" not in str(refusal)  # the URI is not logged: its query may hold a secret
+
+
+@FUZZ
+@given(
+    original=st.one_of(st.none(), hostile_uri),
+    forwarded=st.one_of(st.none(), hostile_uri),
+)
+@example(original="/admin/users/..;/..;/pay/x", forwarded=None)
+@example(original="http://[/pay", forwarded=None)
+def test_the_wsgi_fast_path_takes_any_uri_a_server_passes_on(pay_only, original, forwarded):
+    """As gunicorn hands them over: the header's bytes (UTF-8 here) read as latin-1."""
+    headers = {"Authorization": f"Bearer {pay_only}"}
+    for name, uri in (("X-Original-URI", original), ("X-Forwarded-Uri", forwarded)):
+        if uri is not None:
+            headers[name] = uri.encode("utf-8").decode("latin-1")
+
+    reply = call(GatewayFastPath(WSGIHandler()), AUTH_URL, headers=headers)
+
+    assert reply.status.split()[0] in ("200", "403")
+    if reply.status.startswith("200"):
+        assert admitted_for_pay(original if forwarded is None else forwarded)
