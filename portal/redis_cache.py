@@ -22,8 +22,10 @@ Two changes to Django's backend, both measured with ``bench.cpu`` (bench/RESULTS
 
 import collections
 import contextlib
+import functools
 import logging
 import os
+import re
 import socket
 import threading
 import time
@@ -59,6 +61,34 @@ def _encode(*args) -> bytes:
         data = arg if isinstance(arg, bytes) else str(arg).encode()
         parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(parts)
+
+
+_INFO_SERVER = _encode("INFO", "server")
+_RUN_ID = re.compile(rb"^run_id:([0-9a-f]{8,64})\r?$", re.MULTILINE)
+_no_run_id_logged: set = set()
+
+
+def run_id(info) -> bytes | None:
+    """The ``run_id`` in an ``INFO server`` reply; None (logged once) if Redis refused it."""
+    found = _RUN_ID.search(info) if isinstance(info, bytes) else None
+    if found is None:
+        reason = repr(info) if isinstance(info, Exception) else "no run_id in INFO server"
+        if reason not in _no_run_id_logged:
+            _no_run_id_logged.add(reason)
+            logger.error(
+                "Redis does not tell its run_id (%s): gateway answers are not cached in it. "
+                "Allow the portal's Redis user INFO (see docs/gateway.md).",
+                reason,
+            )
+        return None
+    return found.group(1)
+
+
+def _tied(made: str, run_id: bytes) -> bytes:
+    """A gateway key as kept in one Redis server's lifetime: ``run_id`` changes whenever
+    Redis restarts (from whatever snapshot) or a replica takes over, so no entry written
+    before a loss of Redis state, or on another server, is ever read again."""
+    return made.encode() + b"@" + run_id
 
 
 class LeanRedis:
@@ -107,6 +137,7 @@ class LeanRedis:
         self.local.sock, self.local.reader = sock, hiredis.Reader()
         if self.setup:
             self._roundtrip(self.setup)  # AUTH, SELECT: the socket is used only once they pass
+        self.local.run_id = run_id(self._roundtrip([_INFO_SERVER], errors=True)[0])
         self.local.pid = os.getpid()
 
     def _roundtrip(self, commands: list[bytes], *, errors: bool = False) -> list:
@@ -126,14 +157,21 @@ class LeanRedis:
             replies.append(reply)
         return replies
 
-    def execute(self, commands: list[bytes], *, errors: bool = False) -> list:
+    def execute(self, commands, *, errors: bool = False) -> list:
         """The replies to ``commands``, sent together; with ``errors``, a command's error
-        is its reply (every reply read, the connection kept), else it is raised."""
+        is its reply (every reply read, the connection kept), else it is raised.
+
+        ``commands`` may be a function of the connection's server's ``run_id`` (bytes, or
+        None when Redis would not tell it) that returns them: what it sends then names
+        the very server that answers it (``_tied``).
+        """
         for attempt in (1, 2):
             reused = getattr(self.local, "pid", None) == os.getpid()
             try:
                 if not reused:  # first use, or a forked child
                     self._connect()
+                if callable(commands):
+                    return self._roundtrip(commands(self.local.run_id), errors=errors)
                 return self._roundtrip(commands, errors=errors)
             except (ConnectionError, EOFError) as error:
                 self.close()
@@ -150,6 +188,7 @@ class LeanRedis:
     def close(self) -> None:
         sock = getattr(self.local, "sock", None)
         self.local.pid = None
+        self.local.run_id = None
         self.local.sock = None
         if sock is not None:
             sock.close()
@@ -335,8 +374,9 @@ def _refused_once(channel: bytes, error: Exception) -> None:
     if channel not in _refused:
         _refused.add(channel)
         logger.error(
-            "Redis refuses PUBLISH on %s (%s): no process can keep a local tier coherent "
-            "with this Redis user; give it the channel, or set TOKEN_PORTAL_LOCAL_CACHE=0.",
+            "Redis refuses PUBLISH on %s (%s): a change of a token, app or API cannot reach "
+            "the other processes' local copies, so every such change is reported as not yet "
+            "effective; allow the portal's Redis user PUBLISH on that channel.",
             channel.decode(),
             error,
         )
@@ -400,29 +440,38 @@ class RedisCache(django_redis.RedisCache):
     def _published(self, key) -> bool:
         return self._purges is not None and key.startswith(self._purges[0])
 
-    def _write_everywhere(self, commands: list[tuple]) -> list:
-        """Run ``commands`` (writes of the gateway's keys), then publish a purge; return
-        their replies once every process's tier has dropped its entries."""
+    def _write_everywhere(self, writes) -> list:
+        """Run ``writes(made_key)`` (writes of the gateway's keys: command tuples naming
+        their key through ``made_key``, which ties it to the server's lifetime), then
+        publish a purge; return their replies once every process's tier has dropped its
+        entries. Without a ``run_id`` nothing is written (nothing is read either), but
+        the purge is still published."""
         _, channel, settle = self._purges
         if self._tier is not None:
             self._tier.drop()  # this process at once; the others through the channel
-        commands = [*commands, ("PUBLISH", channel, b"purge")]  # any message: all drop
+        publish = ("PUBLISH", channel, b"purge")  # any message: all drop
+
+        def commands(server_run_id):
+            if server_run_id is None:
+                return [_encode(*publish)]
+            made_key = functools.partial(_tied, run_id=server_run_id)
+            return [_encode(*command) for command in (*writes(made_key), publish)]
+
         if self._lean is not None:
-            replies = self._lean.execute([_encode(*command) for command in commands], errors=True)
-        else:
+            replies = self._lean.execute(commands, errors=True)
+        else:  # no lean client, no run_id: nothing of the gateway's is kept in Redis
             pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
-            for command in commands:
-                pipeline.execute_command(*command)
+            pipeline.execute_command(*publish)
             replies = pipeline.execute(raise_on_error=False)
         *written, published = replies
         for reply in written:
             if isinstance(reply, Exception):
                 raise reply
         if isinstance(published, Exception):
-            if "NOPERM" not in str(published):
-                raise published
-            _refused_once(channel, published)  # no process can subscribe either
-        elif self._tier is not None or published:  # some process may keep a tier
+            # Processes that may SUBSCRIBE would keep their copies: the write is not done.
+            _refused_once(channel, published)
+            raise published
+        if self._tier is not None or published:  # some process may keep a tier
             _settle(settle)
         return written
 
@@ -432,12 +481,55 @@ class RedisCache(django_redis.RedisCache):
         made = self.make_and_validate_key(key, version=version)
         seconds = self.get_backend_timeout(timeout)  # None: no expiry; 0: gone at once
         if seconds is not None and seconds <= 0:
-            self._write_everywhere([("DEL", made)])
+            self._write_everywhere(lambda tied: [("DEL", tied(made))])
             return None
         data = self._cache._serializer.dumps(value)
         expiry = () if seconds is None else ("PX", max(1, int(seconds * 1000)))
-        self._write_everywhere([("SET", made, data, *expiry)])
+        self._write_everywhere(lambda tied: [("SET", tied(made), data, *expiry)])
         return None
+
+    def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
+        """Django's ``add``; for the gateway's keys, in this server's lifetime only (no
+        purge to publish: no tier holds a key that Redis does not)."""
+        if not self._published(key):
+            return super().add(key, value, timeout, version)
+        if self._lean is None:
+            return False
+        made = self.make_and_validate_key(key, version=version)
+        seconds = self.get_backend_timeout(timeout)
+        if seconds is not None and seconds <= 0:
+            return False
+        data = self._cache._serializer.dumps(value)
+        expiry = () if seconds is None else ("PX", max(1, int(seconds * 1000)))
+
+        def commands(server_run_id):
+            if server_run_id is None:
+                return []
+            return [_encode("SET", _tied(made, server_run_id), data, "NX", *expiry)]
+
+        replies = self._lean.execute(commands)
+        return bool(replies) and replies[0] is not None
+
+    def get(self, key, default=None, version=None):
+        if not self._published(key) or version is not None:
+            return super().get(key, default, version)
+        return self.read([key])[0].get(key, default)
+
+    def get_many(self, keys, version=None):
+        keys = list(keys)
+        tied = [key for key in keys if self._published(key)]
+        if not tied or version is not None:
+            return super().get_many(keys, version)
+        others = [key for key in keys if not self._published(key)]
+        values = super().get_many(others) if others else {}
+        if self._lean is not None:
+            values.update(self.read(tied)[0])
+        return values
+
+    def has_key(self, key, version=None):
+        if not self._published(key) or version is not None:
+            return super().has_key(key, version)
+        return key in self.get_many([key])
 
     def set_many(self, data, timeout=DEFAULT_TIMEOUT, version=None):
         if not any(self._published(key) for key in data):
@@ -450,7 +542,8 @@ class RedisCache(django_redis.RedisCache):
         if not self._published(key):
             return super().delete(key, version)
         made = self.make_and_validate_key(key, version=version)
-        return bool(self._write_everywhere([("DEL", made)])[0])
+        written = self._write_everywhere(lambda tied: [("DEL", tied(made))])
+        return bool(written and written[0])
 
     def delete_many(self, keys, version=None):
         keys = list(keys)
@@ -462,7 +555,7 @@ class RedisCache(django_redis.RedisCache):
     def clear(self):
         super().clear()
         if self._purges is not None:
-            self._write_everywhere([])
+            self._write_everywhere(lambda tied: [])
 
     def read(self, keys: list[str], counter: tuple[str, int] | None = None, keep_local=None):
         """``(get_many(keys), count)`` in one round trip, or none.
@@ -474,7 +567,7 @@ class RedisCache(django_redis.RedisCache):
         is true are kept in it.
         """
         if self._lean is None:
-            values = self.get_many(keys) if keys else {}
+            values = self.get_many(keys) if keys else {}  # the gateway's: none (no run_id)
             return values, None if counter is None else self._increment(*counter)
         local, entries = {}, None
         tier = self._tier
@@ -495,11 +588,19 @@ class RedisCache(django_redis.RedisCache):
             commands.append(_encode("EXEC"))
         filling = entries is not None and keep_local is not None
         made = [self.make_key(key) for key in keys]
-        if keys:
-            commands.append(_encode("MGET", *made))
-        if filling:  # a local copy lives no longer than the entry in Redis
-            commands.extend(_encode("PTTL", key) for key in made)
-        replies = self._lean.execute(commands)
+        tied = [self._published(key) for key in keys]
+
+        def with_reads(server_run_id):
+            # The gateway's keys as written in this server's lifetime (never any other's;
+            # without a run_id a name nothing writes: they read as missing).
+            epoch = server_run_id or b"-"
+            names = [_tied(m, epoch) if t else m for m, t in zip(made, tied, strict=True)]
+            reads = [_encode("MGET", *names)] if keys else []
+            if filling:  # a local copy lives no longer than the entry in Redis
+                reads.extend(_encode("PTTL", name) for name in names)
+            return [*commands, *reads]
+
+        replies = self._lean.execute(with_reads)
         values = {}
         if keys:
             mget = replies[-1 - len(keys)] if filling else replies[-1]
