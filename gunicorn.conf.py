@@ -6,12 +6,30 @@ in the project's root (elsewhere: ``gunicorn -c /path/to/gunicorn.conf.py portal
 worker_class = "portal.workers.SyncWorker"
 
 
+def on_starting(server):
+    """Several workers without a shared cache would disagree about a revoke: refused
+    (``portal.deployment``)."""
+    import os
+
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings")
+    django.setup(set_prefix=False)
+    from portal.deployment import refuse_several_processes_without_redis
+
+    refuse_several_processes_without_redis(server.cfg.workers)
+
+
 def post_worker_init(worker):
     """Each worker of the portal writes "last used" from a thread of its own, off the
-    request path (``tokens.gateway.start_last_used_writer``)."""
+    request path (``tokens.gateway.start_last_used_writer``); the first one says what in
+    Redis would let a revoke be undone, if anything (``portal.deployment``)."""
     from django.apps import apps
 
     if apps.ready and apps.is_installed("tokens"):  # the portal (not another application)
+        from portal.deployment import log_redis_problems
         from tokens.gateway import start_last_used_writer
 
         start_last_used_writer()
+        if worker.age == 1:
+            log_redis_problems()

@@ -65,6 +65,7 @@ def _encode(*args) -> bytes:
 
 _INFO_SERVER = _encode("INFO", "server")
 _RUN_ID = re.compile(rb"^run_id:([0-9a-f]{8,64})\r?$", re.MULTILINE)
+_INFO_FIELD = re.compile(rb"^(\w+):(\S*)\r?$", re.MULTILINE)
 _no_run_id_logged: set = set()
 
 
@@ -617,6 +618,35 @@ class RedisCache(django_redis.RedisCache):
         if local:
             values.update(local)
         return values, None if counter is None else replies[3][1]
+
+    def server_problems(self) -> list[str]:
+        """What in this Redis would let a revoke be undone (``portal.deployment``): no
+        ``run_id`` to tie the gateway's entries to, or an eviction policy that may drop a
+        purge marker early. Raises if Redis cannot be reached."""
+        if self._purges is None:
+            return []
+        if self._lean is None:
+            return [
+                "REDIS_URL names TLS, a Unix socket or several servers: the portal cannot tie "
+                "gateway entries to the Redis server's run_id there, so it keeps none in Redis "
+                "(every gateway check not answered locally asks the database)."
+            ]
+        server, memory = self._lean.execute([_INFO_SERVER, _encode("INFO", "memory")], errors=True)
+        problems = []
+        if run_id(server) is None:
+            problems.append(
+                "Redis does not answer INFO server with its run_id to the portal's user: "
+                "gateway answers are not cached in Redis (allow the user INFO)."
+            )
+        fields = dict(_INFO_FIELD.findall(memory)) if isinstance(memory, bytes) else {}
+        policy = fields.get(b"maxmemory_policy", b"noeviction").decode()
+        if fields.get(b"maxmemory", b"0") != b"0" and policy != "noeviction":
+            problems.append(
+                f"Redis evicts keys when full (maxmemory-policy {policy}): an evicted purge "
+                "marker would let a check re-cache a token revoked a moment before. Use "
+                "maxmemory-policy noeviction (or no maxmemory) for the portal's Redis."
+            )
+        return problems
 
     def mark(self, key: str, timeout: int) -> bool:
         """``add(key, 1, timeout)`` in one lean round trip: whether the key was absent."""

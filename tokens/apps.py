@@ -18,3 +18,4 @@ class TokensConfig(AppConfig):
     def ready(self):
         # After a flush (live-server tests) the data migration's groups are gone; put them back.
         post_migrate.connect(_ensure_groups, sender=self, dispatch_uid="tokens.ensure_groups")
+        import portal.deployment  # noqa: F401 (registers the deployment checks)

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tokens import services
+from tokens.cache import CachePurgeFailed
 from tokens.models import Api, Plan, base_path_validator
 
 
@@ -69,27 +70,31 @@ class Command(BaseCommand):
         base_paths = [base_path for base_path, _ in wanted]
         if len(base_paths) != len(set(base_paths)):
             raise CommandError("Each API may be subscribed once (one plan per API).")
-        with transaction.atomic():
-            plans = []
-            for base_path, plan_name in wanted:
-                label = f"--subscribe {base_path}:{plan_name}"
-                api = Api.objects.filter(base_path=base_path).first()
-                if api is None:
-                    name_max = Api._meta.get_field("name").max_length
-                    title = base_path.strip("/").replace("/", " ").title() or "Root"
-                    api = _valid(Api(base_path=base_path, name=title[:name_max].strip()), label)
-                    api.save()
-                plan = Plan.objects.filter(api=api, name=plan_name).first()
-                if plan is None:
-                    plan = _valid(Plan(api=api, name=plan_name), label)
-                    plan.save()
-                plans.append(plan)
-            try:
-                app, secret = services.app_create(
-                    name=name, subscriptions=plans, can_introspect=can_introspect
-                )
-            except ValidationError as exc:
-                raise CommandError("; ".join(exc.messages)) from exc
+        purge_failed = None
+        try:
+            with transaction.atomic():
+                plans = []
+                for base_path, plan_name in wanted:
+                    label = f"--subscribe {base_path}:{plan_name}"
+                    api = Api.objects.filter(base_path=base_path).first()
+                    if api is None:
+                        name_max = Api._meta.get_field("name").max_length
+                        title = base_path.strip("/").replace("/", " ").title() or "Root"
+                        api = _valid(Api(base_path=base_path, name=title[:name_max].strip()), label)
+                        api.save()
+                    plan = Plan.objects.filter(api=api, name=plan_name).first()
+                    if plan is None:
+                        plan = _valid(Plan(api=api, name=plan_name), label)
+                        plan.save()
+                    plans.append(plan)
+                try:
+                    app, secret = services.app_create(
+                        name=name, subscriptions=plans, can_introspect=can_introspect
+                    )
+                except ValidationError as exc:
+                    raise CommandError("; ".join(exc.messages)) from exc
+        except CachePurgeFailed as exc:  # committed: the secret must still be shown, once
+            purge_failed = exc
         self.stdout.write(
             json.dumps(
                 {
@@ -103,3 +108,5 @@ class Command(BaseCommand):
                 }
             )
         )
+        if purge_failed is not None:
+            self.stderr.write(f"Warning: {purge_failed.message}")
