@@ -8,7 +8,6 @@ routes, and the check never admits a request that nginx routes outside the token
 """
 
 import logging
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from hypothesis import example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
+from tests.e2e import servers
 from tests.factories import PlanFactory, make_token
 from tests.fuzzing import FUZZ, hostile_text
 from tests.test_fastpath import call
@@ -397,20 +397,22 @@ def test_a_trusted_x_original_uri_ignores_x_forwarded_uri(pay_only, settings):
     assert (passed.status_code, refused.status_code) == (200, 403)
 
 
-def test_an_unknown_trusted_header_stops_the_start(tmp_path):
-    root = Path(__file__).resolve().parent.parent
-    env = dict(os.environ, TOKEN_PORTAL_TRUSTED_URI_HEADER="X-Real-URI")
-    started = subprocess.run(
-        [sys.executable, "-c", "import portal.settings"],
-        cwd=root,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_an_unknown_trusted_header_stops_the_start():
+    def start(header: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-c", "import portal.settings"],
+            cwd=Path(__file__).resolve().parent.parent,
+            env=servers.portal_env(TOKEN_PORTAL_TRUSTED_URI_HEADER=header),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
 
-    assert started.returncode != 0
-    assert "TOKEN_PORTAL_TRUSTED_URI_HEADER must be" in started.stderr
+    refused = start("X-Real-URI")
+
+    assert refused.returncode != 0
+    assert "TOKEN_PORTAL_TRUSTED_URI_HEADER must be" in refused.stderr
+    assert start("x-forwarded-uri").returncode == 0
 
 
 def test_an_ambiguous_path_is_refused_with_403_and_logged(pay_only, caplog, monkeypatch):
