@@ -17,6 +17,8 @@ import unicodedata
 from urllib.parse import unquote
 
 from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 
 from .logging import security_log
 
@@ -48,19 +50,33 @@ def original_uri(meta) -> str | None:
 
     With ``TOKEN_PORTAL["TRUSTED_URI_HEADER"]`` set, only that header is read: the
     gateway sets it on every check, and a client may add the other one (Traefik passes
-    the client's headers on). Unset, either nginx's ``X-Original-URI`` or Traefik's
+    the client's headers on). Empty, either nginx's ``X-Original-URI`` or Traefik's
     ``X-Forwarded-Uri``; when both are present and differ, ``CONFLICT`` (a 403), since
     which one is checked must not be the client's choice.
     """
-    trusted = settings.TOKEN_PORTAL.get("TRUSTED_URI_HEADER")
+    trusted = _trusted_key()
+    if trusted is None:  # (settings.py refuses to start with it)
+        return CONFLICT
     if trusted:
-        key = _URI_HEADERS.get(trusted.lower())
-        return CONFLICT if key is None else meta.get(key)  # (settings.py refuses to start)
+        return meta.get(trusted)
     original = meta.get("HTTP_X_ORIGINAL_URI")
     forwarded = meta.get("HTTP_X_FORWARDED_URI")
     if original is not None and forwarded is not None and original != forwarded:
         return CONFLICT
     return original or forwarded
+
+
+@functools.cache  # read on every check; the settings object costs more than the check's path
+def _trusted_key() -> str | None:
+    """The environ key of the trusted URI header; "" when either is read; None if unknown."""
+    trusted = settings.TOKEN_PORTAL.get("TRUSTED_URI_HEADER")
+    return _URI_HEADERS.get(trusted.lower()) if trusted else ""
+
+
+@receiver(setting_changed)
+def _forget_trusted_key(*, setting, **kwargs):
+    if setting == "TOKEN_PORTAL":
+        _trusted_key.cache_clear()
 
 
 def normalise_path(uri: str | None) -> str | None:
