@@ -13,6 +13,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from tokens.admin import CheckedListMixin
 from tokens.logging import security_log
 
 from . import mfa
@@ -27,7 +28,7 @@ if admin.site.is_registered(User):
 
 
 @admin.register(User)
-class PortalUserAdmin(UserAdmin):
+class PortalUserAdmin(CheckedListMixin, UserAdmin):
     list_display = (
         "username",
         "email",

@@ -17,12 +17,18 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.models import CHANGE, LogEntry
-from django.contrib.admin.utils import unquote
+from django.contrib.admin.utils import NotRelationField, get_fields_from_path, unquote
 from django.contrib.admin.views.main import ORDER_VAR, ChangeList
 from django.contrib.auth import get_permission_codename
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    PermissionDenied,
+    SuspiciousOperation,
+    ValidationError,
+)
 from django.db import router, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, IntegerField, OuterRef
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -96,6 +102,70 @@ class CheckedSelectionMixin:
 
 def _is_row_id(value: str) -> bool:
     return value.isascii() and value.isdigit() and int(value) < 2**63
+
+
+def _row_id(value) -> int | None:
+    """``value`` as a row id; None unless it is ASCII digits within 64 bits ("²" and "٣"
+    are digits to Python, and SQLite's driver overflows beyond 64 bits)."""
+    return int(value) if isinstance(value, str) and _is_row_id(value) else None
+
+
+class BadListQuery(SuspiciousOperation):
+    """A list's query string holds a value that no database can compare: answered 400."""
+
+
+def _integer_target(model, key: str) -> bool:
+    """Whether the lookup ``key`` (``app``, ``app__id__in``…) compares an integer column."""
+    parts = key.split(LOOKUP_SEP)
+    if parts[-1] == "isnull":
+        return False
+    for end in range(len(parts), 0, -1):
+        try:
+            field = get_fields_from_path(model, LOOKUP_SEP.join(parts[:end]))[-1]
+        except (FieldDoesNotExist, NotRelationField):
+            continue
+        field = getattr(field, "target_field", field) if field.is_relation else field
+        return isinstance(field, IntegerField)
+    return False
+
+
+class CheckedChangeList(ChangeList):
+    """A list filter's value that no database can compare is answered 400, not a 500
+    (and not admin's "Database error" page): NUL anywhere, which PostgreSQL refuses in
+    a text literal, and, for an integer column, a number beyond 64 bits, which SQLite's
+    driver cannot even send. Every filter's and lookup's value passes here."""
+
+    def get_filters_params(self, params=None):
+        lookup_params = super().get_filters_params(params)
+        for key, values in lookup_params.items():
+            if "\x00" in key or any("\x00" in value for value in values):
+                raise BadListQuery("NUL in a list filter")
+        return lookup_params
+
+    def get_filters(self, request):
+        try:
+            filters = super().get_filters(request)
+        except OverflowError as error:  # the date hierarchy's day 2147483648 (admin's own)
+            raise BadListQuery("A date beyond the calendar in the list filter") from error
+        remaining = filters[2]  # the lookups no list filter took, applied as given
+        for key, values in remaining.items():
+            if not _integer_target(self.model, key):
+                continue
+            for value in values:
+                # An __in lookup's value arrives split already (a list), else a string.
+                for number in value if isinstance(value, list) else value.split(","):
+                    try:
+                        out_of_range = not -(2**63) <= int(number) < 2**63
+                    except ValueError:
+                        continue  # not a number: admin's own ?e=1
+                    if out_of_range:
+                        raise BadListQuery(f"An id beyond 64 bits in the list filter {key}")
+        return filters
+
+
+class CheckedListMixin:
+    def get_changelist(self, request, **kwargs):
+        return CheckedChangeList
 
 
 class ReportsPurgeFailures:
@@ -200,7 +270,7 @@ class SecretSafeSearchMixin:
 # --- Access tokens -------------------------------------------------------------------
 
 
-class TokenChangeList(ChangeList):
+class TokenChangeList(CheckedChangeList):
     """Ties of a sorted column are broken by the id in the column's direction (admin's
     own tiebreak is always ``-pk``), so that one index ``(column, id)`` serves both
     directions: no sort of the 400,000 tokens that never expire, or of tied owners."""
@@ -251,10 +321,11 @@ class ApiFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         # EXISTS, not a join: the list's sort index finds a page of linked tokens at once,
         # where SQLite would read every link of the API through a join, then sort them.
-        if (self.value() or "").isdigit():
-            links = TokenApi.objects.filter(token=OuterRef("pk"), api_id=self.value())
+        api_id = _row_id(self.value())
+        if api_id is not None:
+            links = TokenApi.objects.filter(token=OuterRef("pk"), api_id=api_id)
             return queryset.filter(Exists(links))
-        return queryset
+        return queryset  # not a row id ("²", beyond 64 bits): ignored
 
 
 class PlanFilter(admin.SimpleListFilter):
@@ -267,10 +338,11 @@ class PlanFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request, queryset):
-        if (self.value() or "").isdigit():
-            links = TokenApi.objects.filter(token=OuterRef("pk"), plan_id=self.value())
+        plan_id = _row_id(self.value())
+        if plan_id is not None:
+            links = TokenApi.objects.filter(token=OuterRef("pk"), plan_id=plan_id)
             return queryset.filter(Exists(links))
-        return queryset
+        return queryset  # not a row id: ignored
 
 
 class RevokeForm(forms.Form):
@@ -655,7 +727,11 @@ class AccessTokenAdmin(
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(
-    CheckedSelectionMixin, SecretSafeSearchMixin, ReadOnlyAdminMixin, admin.ModelAdmin
+    CheckedListMixin,
+    CheckedSelectionMixin,
+    SecretSafeSearchMixin,
+    ReadOnlyAdminMixin,
+    admin.ModelAdmin,
 ):
     list_display = ("created_at", "token_link", "action", "actor_label", "changes_display")
     list_filter = ("action", ("created_at", admin.DateFieldListFilter))
@@ -706,7 +782,7 @@ class PlanInline(admin.TabularInline):
 
 
 @admin.register(Api)
-class ApiAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
+class ApiAdmin(ReportsPurgeFailures, CheckedListMixin, CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ("name", "version", "base_path")
     search_fields = ("name", "base_path")
     ordering = ("name", "version")
@@ -714,7 +790,7 @@ class ApiAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
+class PlanAdmin(ReportsPurgeFailures, CheckedListMixin, CheckedSelectionMixin, admin.ModelAdmin):
     list_display = ("name", "api", "rate_limit")
     list_filter = ("api",)
     list_select_related = ("api",)
@@ -755,7 +831,7 @@ class SubscriptionInline(admin.TabularInline):
 
 
 @admin.register(App)
-class AppAdmin(ReportsPurgeFailures, CheckedSelectionMixin, admin.ModelAdmin):
+class AppAdmin(ReportsPurgeFailures, CheckedListMixin, CheckedSelectionMixin, admin.ModelAdmin):
     """The client secret is stored as a digest: it is shown once, when the app is added
     or its secret regenerated, in the answer to that POST, and nowhere else."""
 
