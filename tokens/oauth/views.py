@@ -327,7 +327,7 @@ def _introspect_lean(
     digest = crypto.digest(secret) if crypto.looks_like_token(secret) else None
     if digest is not None:
         token_key = cache.token_cache_key(digest)
-        keys.append(token_key)
+        keys.extend((token_key, cache.CATALOGUE_VERSION_KEY))
     else:
         token_key = None
     # The rate-limit count, the client and the token: one round trip at most (the count
@@ -350,27 +350,32 @@ def _introspect_lean(
         ratelimit.record_success(remote_addr, client_id)
         info = None
         if digest is not None:
-            info = gateway.check_digest(digest, cached=cached.get(token_key))
+            info = gateway.check_active(
+                digest,
+                cached=cached.get(token_key),
+                version=cached.get(cache.CATALOGUE_VERSION_KEY),
+            )
     except DatabaseError:
         return _Lean(counted, None)  # oauthlib's path answers (503 if the database stays down)
     return _Lean(counted, _INACTIVE_BODY if info is None else _active_body(digest, info))
 
 
 _INACTIVE_BODY = json.dumps({"active": False}).encode()
-# digest → (the TokenInfo it was made from, its JSON answer): a gateway introspects the
-# same tokens again and again, and the cache hands back the same TokenInfo object for as
-# long as the token's entry is unchanged (a change makes a new one).
+# digest → (the TokenInfo and catalogue it was made from, its JSON answer): a gateway
+# introspects the same tokens again and again, and the cache hands back the same TokenInfo
+# object for as long as the token's entry is unchanged (a change makes a new one), as the
+# process keeps one catalogue until a change of an app, plan or API.
 _bodies: dict[str, tuple] = {}
 
 
-def _active_body(digest: str, info) -> bytes:
+def _active_body(digest: str, active) -> bytes:
     kept = _bodies.get(digest)
-    if kept is not None and kept[0] is info:
-        return kept[1]
-    body = json.dumps({"active": True, **claims(info)}).encode()
+    if kept is not None and kept[0] is active[0] and kept[1] is active[1]:
+        return kept[2]
+    body = json.dumps({"active": True, **claims(active)}).encode()
     if len(_bodies) >= 10_000:
         _bodies.clear()
-    _bodies[digest] = (info, body)
+    _bodies[digest] = (*active, body)
     return body
 
 
