@@ -15,8 +15,16 @@ logger = logging.getLogger(__name__)
 
 
 def shared_cache_problem(processes: int) -> str | None:
-    """Why ``processes`` processes of this configuration would disagree about a revoke."""
-    if processes <= 1 or settings.REDIS_URL:
+    """Why ``processes`` processes of this configuration would disagree about a revoke.
+
+    Only the portal's settings are judged (gunicorn.conf.py also serves the benchmarks'
+    other projects); ``TOKEN_PORTAL["UNSHARED_CACHE_OK"]`` is for benchmarks that measure
+    throughput on SQLite and never revoke while they measure (bench/settings.py).
+    """
+    portal = getattr(settings, "TOKEN_PORTAL", None)
+    if processes <= 1 or portal is None or portal.get("UNSHARED_CACHE_OK"):
+        return None
+    if getattr(settings, "REDIS_URL", ""):
         return None
     return (
         f"{processes} worker processes without REDIS_URL: each keeps its own cache of gateway "
