@@ -209,6 +209,9 @@ def purge_token_after_commit(digest: str) -> None:
     purge_after_commit(purge_token, digest, "a token's cached answer")
 
 
+_CATALOGUE = "the gateways' catalogue of APIs, plans and apps"
+
+
 def _app_changed(sender, instance, created=False, **kwargs):
     # Admin edits of an app (secret, activation, name, introspection right) bypass the
     # services, so they are caught here, whoever saves: its client record, and the
@@ -217,13 +220,15 @@ def _app_changed(sender, instance, created=False, **kwargs):
     if created:
         return
     purge_after_commit(purge_client, instance.client_id, "an app's cached client record")
-    purge_after_commit(purge_catalogue, None, "the gateways' catalogue of APIs, plans and apps")
+    purge_after_commit(purge_catalogue, None, _CATALOGUE)
 
 
 def _catalogue_changed(sender, instance, created=False, **kwargs):
-    if created and sender._meta.model_name != "api":  # a new API changes which base path matches a URI
+    if (
+        created and sender._meta.model_name != "api"
+    ):  # a new API changes which base path matches a URI
         return
-    purge_after_commit(purge_catalogue, None, "the gateways' catalogue of APIs, plans and apps")
+    purge_after_commit(purge_catalogue, None, _CATALOGUE)
 
 
 def _token_deleted(sender, instance, **kwargs):
