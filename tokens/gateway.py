@@ -1,10 +1,12 @@
 """Gateway checks: "is this token good, and for what", forward-auth, and their fast path.
 
-``check_token`` is the one answer that forward-auth (``/gateway/auth``) and RFC 7662
+``check_active`` is the one answer that forward-auth (``/gateway/auth``) and RFC 7662
 introspection give. Gateways call them on every API request, so answers may come from
 the cache (see ``tokens.cache`` for why a purge can never be undone by a racing check),
 cached answers carry the token's expiry and are never served past it, and "last used"
-is written at most once per ``LAST_USED_RESOLUTION`` seconds per token.
+is written at most once per ``LAST_USED_RESOLUTION`` seconds per token. A cached answer
+holds the token's own state only; its app, APIs and plans are named by the process's
+``Catalogue``, which any change of an app, plan or API replaces everywhere at once.
 ``GatewayFastPathMiddleware`` answers these two paths before sessions, CSRF, auth,
 messages and URL resolution, none of which they need.
 """
