@@ -44,7 +44,12 @@ def _typed_username(typed: str) -> dict:
     one see the same unknown name tried again without learning it."""
     user_model = get_user_model()
     name = user_model.normalize_username(typed.strip())
-    if user_model._default_manager.filter(**{user_model.USERNAME_FIELD: name}).exists():
+    # (No user's name holds a NUL, and PostgreSQL refuses one in a query's text.)
+    known = (
+        "\x00" not in name
+        and user_model._default_manager.filter(**{user_model.USERNAME_FIELD: name}).exists()
+    )
+    if known:
         return {"username": mask_secrets(name)}
     key = throttle.account_key(typed).encode("utf-8", "surrogatepass")
     keyed = salted_hmac("accounts.login.username", key).hexdigest()
