@@ -29,6 +29,7 @@ def _clear_cache():
 
     _clear()
     ratelimit._tally.clear()
+    ratelimit._known.clear()
     gateway._flush_due = 0.0  # each test starts after a quiet second: a first use is written
     yield
     gateway._pending_uses.clear()  # never written at exit into a database that is gone
