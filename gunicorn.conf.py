@@ -3,7 +3,7 @@ in the project's root (elsewhere: ``gunicorn -c /path/to/gunicorn.conf.py portal
 
 # gunicorn's sync worker, without the lingering close after every answer when nothing is
 # left unread (portal/workers.py explains why; bench/RESULTS.md measures it).
-worker_class = "portal.workers.SyncWorker"
+worker_class = "portal.serving.worker.SyncWorker"
 
 
 def on_starting(server):
@@ -22,13 +22,13 @@ def on_starting(server):
 
 def post_worker_init(worker):
     """Each worker of the portal writes "last used" from a thread of its own, off the
-    request path (``tokens.gateway.start_last_used_writer``); the first one says what in
+    request path (``tokens.gateway.check.start_last_used_writer``); the first one says what in
     Redis would let a revoke be undone, if anything (``portal.deployment``)."""
     from django.apps import apps
 
     if apps.ready and apps.is_installed("tokens"):  # the portal (not another application)
         from portal.deployment import log_redis_problems
-        from tokens.gateway import start_last_used_writer
+        from tokens.gateway.check import start_last_used_writer
 
         start_last_used_writer()
         if worker.age == 1:

@@ -13,11 +13,10 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from tokens.admin import CheckedListMixin
-from tokens.logging import security_log
-
-from . import mfa
-from .sessions import end_user_sessions
+from accounts import mfa
+from accounts.sessions import end_user_sessions
+from portal.logs import security_log
+from tokens.admin.tokens import CheckedListMixin
 
 User = get_user_model()
 

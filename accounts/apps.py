@@ -10,4 +10,4 @@ class AccountsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self):
-        from . import signals  # noqa: F401  (session tracking, login audit)
+        from accounts import signals  # noqa: F401  (session tracking, login audit)

@@ -7,9 +7,8 @@ from django.conf import settings
 from django.db import transaction
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from accounts.models import RecoveryCodeDevice
 from tokens.groups import ADMINISTRATORS, SUPPORT
-
-from .models import RecoveryCodeDevice
 
 STAFF_GROUPS = (ADMINISTRATORS, SUPPORT)
 TOTP_DEVICE_NAME = "Authenticator app"

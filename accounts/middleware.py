@@ -1,7 +1,7 @@
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
-from .mfa import has_second_factor, mfa_enabled, mfa_required
+from accounts.mfa import has_second_factor, mfa_enabled, mfa_required
 
 # What a user who passed the password but not yet the second factor may still reach.
 EXEMPT_VIEWS = frozenset(

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .models import UserSession
+from accounts.models import UserSession
 
 
 def _store(session_key: str):

@@ -3,9 +3,8 @@
 from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.dispatch import receiver
 
-from tokens.logging import security_log
-
-from .sessions import forget_session, track_session
+from accounts.sessions import forget_session, track_session
+from portal.logs import security_log
 
 
 def _remote_addr(request) -> str | None:

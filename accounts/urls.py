@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from accounts import views
 
 # No namespace: "login" is the name Django's LOGIN_URL and admin expect.
 urlpatterns = [

@@ -20,12 +20,11 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.decorators.debug import sensitive_post_parameters
 
+from accounts import mfa, throttle
+from accounts.forms import OtpCodeForm
+from accounts.sessions import rename_session
+from portal.logs import mask_secrets, security_log
 from tokens import ratelimit
-from tokens.logging import mask_secrets, security_log
-
-from . import mfa, throttle
-from .forms import OtpCodeForm
-from .sessions import rename_session
 
 LOGIN_FAILURES = "login_user"
 MFA_FAILURES = "mfa"

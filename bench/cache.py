@@ -8,8 +8,8 @@ database query.
 
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-from portal.locmem_cache import LocMemCache
-from portal.redis_cache import RedisCache
+from portal.cache.locmem import LocMemCache
+from portal.cache.redis import RedisCache
 
 _COLD = "gw:tok:"
 

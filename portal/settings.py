@@ -55,12 +55,12 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     # Outermost: client address, CSP, no-store and the security-log context on every answer.
-    "tokens.security.PortalSecurityMiddleware",
+    "portal.middleware.PortalSecurityMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Answers /gateway/auth and /oauth/introspect/ without the rest of the stack.
-    "tokens.gateway.GatewayFastPathMiddleware",
+    "tokens.fastpath.GatewayFastPathMiddleware",
     # A request's cache purges reach every process before it answers, waited for once.
-    "tokens.cache.settle_once_middleware",
+    "tokens.gateway.cache.settle_once_middleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -124,7 +124,7 @@ def _local_tier() -> dict:
     return {
         # Whether this process keeps a tier; its writes are published either way.
         "keep": os.environ.get("TOKEN_PORTAL_LOCAL_CACHE", "1") != "0" and seconds > 0,
-        # The gateway's answers, the API index's version, client records (tokens.cache).
+        # The gateway's answers, the API index's version, client records (tokens.gateway.cache).
         "prefixes": ("gw:tok:", "gw:apis:", "oauth:client:"),
         "seconds": max(1, seconds),
         # PING every 10 ms; entries trusted for 50 ms after a PING that was answered; a
@@ -139,7 +139,7 @@ if REDIS_URL:
     CACHES = {
         "default": {
             # Django's, reusing its Redis client objects (see portal/redis_cache.py).
-            "BACKEND": "portal.redis_cache.RedisCache",
+            "BACKEND": "portal.cache.redis.RedisCache",
             "LOCATION": REDIS_URL,
             # A Redis that stops answering must fail fast (checks then ask the database),
             # never hang every request.
@@ -148,7 +148,7 @@ if REDIS_URL:
                 "socket_timeout": float(os.environ.get("REDIS_TIMEOUT", "1")),
                 # Warm gateway checks answered in the process, without a round trip; a
                 # change of a token, client or API is applied by every process before it
-                # returns (portal.redis_cache.LocalTier).
+                # returns (portal.cache.redis.LocalTier).
                 "LOCAL_TIER": _local_tier(),
             },
             "KEY_PREFIX": os.environ.get("DJANGO_CACHE_PREFIX", "tp"),
@@ -160,7 +160,7 @@ else:
     CACHES = {
         "default": {
             # Django's, plus one lean read for the gateway (see portal/locmem_cache.py).
-            "BACKEND": "portal.locmem_cache.LocMemCache",
+            "BACKEND": "portal.cache.locmem.LocMemCache",
             "OPTIONS": {"MAX_ENTRIES": 50_000},
         }
     }
@@ -233,9 +233,9 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
-# Error reports and the debug page never show a secret (tokens.logging).
-DEFAULT_EXCEPTION_REPORTER_FILTER = "tokens.logging.SecretSafeExceptionReporterFilter"
-DEFAULT_EXCEPTION_REPORTER = "tokens.logging.SecretSafeExceptionReporter"
+# Error reports and the debug page never show a secret (portal.logs).
+DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.logs.SecretSafeExceptionReporterFilter"
+DEFAULT_EXCEPTION_REPORTER = "portal.logs.SecretSafeExceptionReporter"
 
 # Two-factor authentication (django-otp, TOTP) and its recovery codes (accounts app).
 OTP_TOTP_ISSUER = os.environ.get("TOKEN_PORTAL_OTP_ISSUER", "Token Portal")
@@ -283,12 +283,12 @@ if TOKEN_PORTAL["TRUSTED_URI_HEADER"].lower() not in ("", "x-original-uri", "x-f
     )
 
 # One JSON object per line on stderr; every handler masks token- and secret-shaped text
-# (tokens.logging). Django's own loggers use the same handler: no unmasked error mails.
+# (portal.logs). Django's own loggers use the same handler: no unmasked error mails.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "filters": {"mask_secrets": {"()": "tokens.logging.SecretMaskingFilter"}},
-    "formatters": {"json": {"()": "tokens.logging.JsonFormatter"}},
+    "filters": {"mask_secrets": {"()": "portal.logs.SecretMaskingFilter"}},
+    "formatters": {"json": {"()": "portal.logs.JsonFormatter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",

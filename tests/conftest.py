@@ -25,7 +25,8 @@ def _clear() -> None:
 
 @pytest.fixture(autouse=True)
 def _clear_cache():
-    from tokens import gateway, ratelimit
+    from tokens import ratelimit
+    from tokens.gateway import check as gateway
 
     _clear()
     ratelimit._tally.clear()

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from tests.factories import AppFactory, PlanFactory, make_token
 from tokens import crypto
-from tokens.cache import CATALOGUE_VERSION_KEY, PURGED, client_cache_key, token_cache_key
+from tokens.gateway.cache import CATALOGUE_VERSION_KEY, PURGED, client_cache_key, token_cache_key
 from tokens.models import Api, App, Plan
 
 CHANGELIST = "admin:tokens_accesstoken_changelist"
@@ -87,8 +87,8 @@ class Outage:
                 raise ConnectionError("cache down")
             return real_set(*args, **kwargs)
 
-        monkeypatch.setattr("tokens.cache.cache.set", set_or_fail)
-        monkeypatch.setattr("tokens.cache.time.sleep", lambda seconds: None)
+        monkeypatch.setattr("tokens.gateway.cache.cache.set", set_or_fail)
+        monkeypatch.setattr("tokens.gateway.cache.time.sleep", lambda seconds: None)
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import AppFactory, PlanFactory, make_token
-from tokens import admin as tokens_admin
-from tokens.cache import token_cache_key
+from tokens.admin import tokens as tokens_admin
+from tokens.gateway.cache import token_cache_key
 from tokens.models import AccessToken, AuditAction, TokenOrigin
 
 pytestmark = pytest.mark.django_db

@@ -10,7 +10,7 @@ from django.db import transaction
 from tests.factories import PlanFactory, make_token
 from tests.oauth_helpers import make_client, post_form
 from tokens import services
-from tokens.cache import PURGED, CachePurgeFailed, token_cache_key
+from tokens.gateway.cache import PURGED, CachePurgeFailed, token_cache_key
 
 # Purges and catalogue versions are set when a transaction commits: real commits here.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,8 +140,8 @@ def _cache_down_for(monkeypatch, digests):
             raise ConnectionError("cache down")
         return real_set(key, *args, **kwargs)
 
-    monkeypatch.setattr("tokens.cache.cache.set", flaky)
-    monkeypatch.setattr("tokens.cache.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", flaky)
+    monkeypatch.setattr("tokens.gateway.cache.time.sleep", lambda seconds: None)
 
 
 def test_every_purge_of_a_transaction_is_attempted_and_a_failure_is_reported(
@@ -152,7 +152,7 @@ def test_every_purge_of_a_transaction_is_attempted_and_a_failure_is_reported(
         django_cache.set(token_cache_key(token.digest), "cached as active")
     _cache_down_for(monkeypatch, [tokens[0].digest])  # the first purge fails
 
-    caplog.set_level(logging.INFO, logger="tokens.security")
+    caplog.set_level(logging.INFO, logger="portal.middleware")
     with pytest.raises(CachePurgeFailed) as raised:
         services.token_revoke_many(tokens=tokens, actor=portal_admin)
 
@@ -200,8 +200,8 @@ def test_an_apps_save_with_the_cache_down_says_so_after_it_commits(monkeypatch, 
     def refuse(*args, **kwargs):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("tokens.cache.cache.set", refuse)
-    monkeypatch.setattr("tokens.cache.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", refuse)
+    monkeypatch.setattr("tokens.gateway.cache.time.sleep", lambda seconds: None)
     token.app.is_active = False
     with pytest.raises(CachePurgeFailed):
         token.app.save()

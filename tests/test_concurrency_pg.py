@@ -55,7 +55,7 @@ def events(token, action) -> list[AuditEvent]:
 def test_twenty_parallel_revokes_change_the_token_once_and_audit_it_once(caplog):
     actor = UserFactory(username="ops")
     token, _ = make_token(owner="Ada")
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
 
     def revoke(n):
         return lambda: services.token_revoke(token=fresh(token), actor=actor, reason=f"race {n}")

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from portal import deployment
-from portal.redis_cache import RedisCache
+from portal.cache.redis import RedisCache
 from tests.e2e import servers
 from tests.test_deploy_check import ROOT, production_env
 

@@ -28,13 +28,14 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.utils import timezone
 
+from portal.logs import JsonFormatter, SecretMaskingFilter, request_context
+from portal.middleware import PERMISSIONS_POLICY, content_security_policy
 from portal.wsgi import application, django_application
 from tests.factories import AppFactory, PlanFactory, make_token
 from tests.oauth_helpers import FORM, basic, make_client
-from tokens import crypto, gateway, ratelimit, services
+from tokens import crypto, ratelimit, services
 from tokens.fastpath import GatewayFastPath
-from tokens.logging import JsonFormatter, SecretMaskingFilter, request_context
-from tokens.security import PERMISSIONS_POLICY, content_security_policy
+from tokens.gateway import check as gateway
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -778,7 +779,7 @@ def test_with_the_cache_unreachable_checks_are_answered_from_the_database(
     # A Redis no one listens on: every cache operation fails at once.
     settings.CACHES = {
         "default": {
-            "BACKEND": "portal.redis_cache.RedisCache",
+            "BACKEND": "portal.cache.redis.RedisCache",
             "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
@@ -982,7 +983,7 @@ def test_security_events_carry_the_proxied_client_and_the_request_id(
         request["headers"].update(headers)
         cache.clear()  # a cold check
         caplog.clear()
-        with caplog.at_level(logging.INFO, logger="tokens.security"):
+        with caplog.at_level(logging.INFO, logger="portal.middleware"):
             call(app, **request, remote_addr="10.0.0.2")
         records = [r for r in caplog.records if r.getMessage() == event]
         assert len(records) == 1

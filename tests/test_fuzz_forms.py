@@ -11,7 +11,7 @@ from hypothesis import given
 from accounts.forms import OtpCodeForm
 from tests.factories import AppFactory, PlanFactory, SubscriptionFactory, make_token
 from tests.fuzzing import FUZZ, hostile_form_data
-from tokens import admin as token_admin
+from tokens.admin import tokens as token_admin
 from tokens.filters import TokenFilter
 from tokens.forms import (
     EXTRA_FIELD_NAME_MAX,

@@ -5,7 +5,8 @@ from urllib.parse import unquote
 import pytest
 
 from tests.factories import ApiFactory, PlanFactory, make_token
-from tokens import crypto, gateway
+from tokens import crypto
+from tokens.gateway import check as gateway
 
 AUTH_URL = "/gateway/auth"
 
@@ -172,7 +173,7 @@ def test_owner_values_are_percent_encoded_never_a_500(client, pay_plan, owner):
 
 def test_the_url_route_answers_the_same_without_the_fast_path(client, pay_token, settings):
     settings.MIDDLEWARE = [
-        m for m in settings.MIDDLEWARE if m != "tokens.gateway.GatewayFastPathMiddleware"
+        m for m in settings.MIDDLEWARE if m != "tokens.fastpath.GatewayFastPathMiddleware"
     ]
 
     assert check(client, pay_token[1]).status_code == 200

@@ -9,7 +9,9 @@ from django.db import DatabaseError
 from django.utils import timezone
 
 from tests.factories import PlanFactory, make_token
-from tokens import cache, crypto, gateway, services
+from tokens import crypto, services
+from tokens.gateway import cache
+from tokens.gateway import check as gateway
 
 AUTH_URL = "/gateway/auth"
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError
 
 from tests.factories import PlanFactory, make_token
-from tokens import gateway
+from tokens.gateway import check as gateway
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the thread has its own connection
 

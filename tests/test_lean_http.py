@@ -1,4 +1,4 @@
-"""portal.lean_http: what it accepts, gunicorn reads the same way.
+"""portal.serving.reader: what it accepts, gunicorn reads the same way.
 
 The property: for any bytes a client may send, either ``Reader.read`` declines (and
 gunicorn's parser reads them, as always), or gunicorn's own parser and ``wsgi.create``
@@ -15,7 +15,7 @@ from gunicorn.http.parser import RequestParser
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from portal import lean_http
+from portal.serving import reader as lean_http
 
 PATHS = ("/gateway/auth", "/gateway/auth/", "/oauth/introspect/")
 CLIENT, SERVER = ("10.1.2.3", 40321), ("127.0.0.1", 8000)

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from portal.redis_cache import LocalTier, RedisCache, settle_once
+from portal.cache.redis import LocalTier, RedisCache, settle_once
 from tests.e2e.servers import require_redis
 
 TIER = {
@@ -54,7 +54,9 @@ def pair():
     yield _trusted(first), _trusted(second)
     for backend in (first, second):
         backend._tier.stop()
-    redis.Redis.from_url(url).delete(*[first.make_key(k) for k in ("gw:tok:x", "gw:apis:v")])
+    client = redis.Redis.from_url(url)
+    for key in client.scan_iter(f"{prefix}:*"):  # the entries of every run_id
+        client.delete(key)
 
 
 class RoundTrips:
@@ -318,7 +320,7 @@ def test_a_forked_process_starts_afresh(pair, monkeypatch):
     first.set("gw:tok:x", "active", 30)
     first.read(["gw:tok:x"], keep_local=keep_all)
     assert first._tier.entries
-    monkeypatch.setattr("portal.redis_cache.os.getpid", lambda: 4_000_000)
+    monkeypatch.setattr("portal.cache.redis.os.getpid", lambda: 4_000_000)
     first._tier.start()  # as the child's first read does
     assert first._tier.entries == {} and first._tier.trusted_until == 0.0
     assert first._tier._pid == 4_000_000

@@ -6,8 +6,8 @@ import uuid
 
 import pytest
 
-from portal.locmem_cache import LocMemCache
-from tokens.gateway import TokenInfo
+from portal.cache.locmem import LocMemCache
+from tokens.gateway.check import TokenInfo
 
 
 class Clock:

@@ -64,7 +64,7 @@ def test_a_spelling_that_logs_in_as_the_user_is_locked_with_the_user(one_failure
 )
 def test_a_failed_login_never_logs_an_unknown_username_in_clear(caplog, typed):
     UserFactory(username="ada")
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
     attempt(typed, "whatever")
     attempt(typed, "whatever else")
     attempt(typed + "!", "whatever")
@@ -78,14 +78,14 @@ def test_a_failed_login_never_logs_an_unknown_username_in_clear(caplog, typed):
 
 def test_a_failed_login_of_a_known_user_names_the_user(caplog):
     UserFactory(username="ada")
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
     attempt("ａda", "wrong")
     (event,) = security_events(caplog, "authn_login_fail")
     assert event["username"] == "ada"
 
 
 def test_a_locked_login_never_logs_an_unknown_username_in_clear(one_failure_allowed, caplog):
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
     typed = "hunter2-is-my-password"
     attempt(typed, "x")
     assert attempt(typed, "y").status_code == 429

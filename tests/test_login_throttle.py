@@ -73,7 +73,7 @@ def test_a_successful_login_clears_the_accounts_failures(client, limits):
 def test_failed_and_throttled_logins_are_logged_without_the_password(client, limits, caplog):
     limits(login_user="1/h")
     UserFactory(username="ada")
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
     attempt(client, "ada", "s3cret-guess")
     attempt(client, "ada", "s3cret-guess-2")
     events = [r.security for r in caplog.records if hasattr(r, "security")]
@@ -84,7 +84,7 @@ def test_failed_and_throttled_logins_are_logged_without_the_password(client, lim
 
 def test_a_successful_login_is_logged(client, caplog):
     UserFactory(username="ada")
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
     attempt(client, "ada", PASSWORD)
     events = [r.security for r in caplog.records if hasattr(r, "security")]
     assert events[-1]["event"] == "authn_login_success" and events[-1]["actor"] == "ada"

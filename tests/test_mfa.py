@@ -277,7 +277,7 @@ def test_the_device_backs_off_after_a_failure(mfa_on, client, portal_admin):
 def test_security_events_are_logged_without_codes(mfa_on, client, portal_admin, caplog):
     device, codes = enrolled(portal_admin)
     log_in(client, portal_admin)
-    caplog.set_level("INFO", logger="tokens.security")
+    caplog.set_level("INFO", logger="portal.middleware")
     client.post(reverse("mfa-verify"), {"code": codes[0]})
     events = [r.security["event"] for r in caplog.records if hasattr(r, "security")]
     assert "authn_mfa_success" in events and "authn_mfa_recovery_code_used" in events

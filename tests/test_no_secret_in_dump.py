@@ -17,8 +17,8 @@ from django.test import Client
 from django.urls import reverse
 from django.views.debug import get_exception_reporter_class
 
+from portal.logs import SecretMaskingFilter, mask_secrets
 from tests.factories import PlanFactory, UserFactory
-from tokens.logging import SecretMaskingFilter, mask_secrets
 from tokens.models import AccessToken
 
 pytestmark = pytest.mark.usefixtures("fast_passwords")

@@ -8,7 +8,8 @@ from django.utils import timezone
 
 from tests.factories import PlanFactory, make_token
 from tests.oauth_helpers import make_client, post_form
-from tokens import gateway, services
+from tokens import services
+from tokens.gateway import check as gateway
 
 INTROSPECT_URL = "/oauth/introspect/"
 

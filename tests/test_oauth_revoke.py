@@ -5,7 +5,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from tests.factories import PlanFactory, make_token
 from tests.oauth_helpers import make_client, post_form
-from tokens import gateway
+from tokens.gateway import check as gateway
 from tokens.models import AuditAction, TokenOrigin, TokenStatus
 
 REVOKE_URL = "/oauth/revoke/"
@@ -177,7 +177,7 @@ def test_a_failed_cache_purge_is_reported_and_a_retry_purges_again(
     transactional_db, client, owner_client, oauth_token, monkeypatch
 ):
     """The revoke commits; the client hears 503 and retries; the retry purges the cache."""
-    from tokens import cache
+    from tokens.gateway import cache
 
     app, secret = owner_client
     token, token_secret = oauth_token

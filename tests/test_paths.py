@@ -1,9 +1,9 @@
-"""Which URI a gateway check is about, and how its path is resolved (tokens.paths).
+"""Which URI a gateway check is about, and how its path is resolved (tokens.gateway.paths).
 
 The property tests hold the check against a model of nginx, written here from nginx's
 documented behaviour and its request parser (``ngx_http_parse_request_line``,
 ``ngx_http_parse_complex_uri``; ``merge_slashes`` on, a Unix build), independently of
-``tokens.paths``: whenever the check resolves a URI, it resolves it to the path nginx
+``tokens.gateway.paths``: whenever the check resolves a URI, it resolves it to the path nginx
 routes, and the check never admits a request that nginx routes outside the token's APIs.
 """
 
@@ -24,8 +24,8 @@ from tests.e2e import servers
 from tests.factories import PlanFactory, make_token
 from tests.fuzzing import FUZZ, hostile_text
 from tests.test_fastpath import call
-from tokens import paths
 from tokens.fastpath import GatewayFastPath
+from tokens.gateway import paths
 
 AUTH_URL = "/gateway/auth"
 PROPERTY = hypothesis_settings(FUZZ, max_examples=400)
@@ -359,7 +359,7 @@ def refusals(caplog, reason: str) -> list[dict]:
 
 def test_differing_uri_headers_answer_403_and_are_logged(pay_only, caplog, monkeypatch):
     monkeypatch.setattr(paths, "_refusals_logged", {})
-    caplog.set_level(logging.INFO, logger="tokens.security")
+    caplog.set_level(logging.INFO, logger="portal.middleware")
     for _ in range(3):
         response = gateway_check(
             pay_only, HTTP_X_ORIGINAL_URI="/pay/x", HTTP_X_FORWARDED_URI="/admin/x"
@@ -417,7 +417,7 @@ def test_an_unknown_trusted_header_stops_the_start():
 
 def test_an_ambiguous_path_is_refused_with_403_and_logged(pay_only, caplog, monkeypatch):
     monkeypatch.setattr(paths, "_refusals_logged", {})
-    caplog.set_level(logging.INFO, logger="tokens.security")
+    caplog.set_level(logging.INFO, logger="portal.middleware")
 
     response = gateway_check(pay_only, HTTP_X_ORIGINAL_URI="/admin/users/..;/..;/pay/x")
 

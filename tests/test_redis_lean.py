@@ -10,9 +10,9 @@ import uuid
 
 import pytest
 
-from portal.redis_cache import LeanRedis, RedisCache
+from portal.cache.redis import LeanRedis, RedisCache
 from tests.e2e.servers import require_redis
-from tokens.gateway import TokenInfo
+from tokens.gateway.check import TokenInfo
 
 
 def _backend(url: str, **options) -> RedisCache:

@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from tokens.logging import request_context, security_log
-from tokens.security import begin_request
+from portal.logs import request_context, security_log
+from portal.middleware import begin_request
 
 
 def events(caplog):

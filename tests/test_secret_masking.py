@@ -5,9 +5,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from portal.logs import MASK, contains_secret, mask_secrets
 from tests.fuzzing import FUZZ
 from tokens import crypto
-from tokens.logging import MASK, contains_secret, mask_secrets
 
 secrets = st.sampled_from([crypto.generate_token, crypto.generate_client_secret]).map(
     lambda make: make()

@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
+from portal.middleware import content_security_policy
 from tests.factories import AppFactory, PlanFactory, UserFactory, make_token
-from tokens.security import content_security_policy
 
 pytestmark = pytest.mark.django_db
 
@@ -243,7 +243,7 @@ def test_static_files_may_be_cached(client):
 
 
 def test_client_address_is_read_from_trusted_proxies_only(settings):
-    from tokens.security import client_address
+    from portal.middleware import client_address
 
     meta = {"REMOTE_ADDR": "10.0.0.2", "HTTP_X_FORWARDED_FOR": "6.6.6.6, 203.0.113.9"}
     assert client_address(meta, 0) == "10.0.0.2"

@@ -17,7 +17,8 @@ from tests.factories import (
     api_with_plans,
     make_token,
 )
-from tokens import cache, crypto, services
+from tokens import crypto, services
+from tokens.gateway import cache
 from tokens.models import AccessToken, App, AuditAction, AuditEvent, TokenApi, TokenOrigin
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]

@@ -5,7 +5,7 @@ from django.contrib.messages import get_messages
 from django.core.cache import cache as django_cache
 
 from tests.factories import make_token
-from tokens.cache import PURGED, token_cache_key
+from tokens.gateway.cache import PURGED, token_cache_key
 
 # Purges run on commit, so these tests need real commits.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -16,8 +16,8 @@ def unreachable_cache(monkeypatch):
     def refuse(*args, **kwargs):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("tokens.cache.cache.set", refuse)
-    monkeypatch.setattr("tokens.cache.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", refuse)
+    monkeypatch.setattr("tokens.gateway.cache.time.sleep", lambda seconds: None)
 
 
 def test_revoke_with_unreachable_cache_is_saved_says_so_and_a_retry_purges(
@@ -31,8 +31,8 @@ def test_revoke_with_unreachable_cache_is_saved_says_so_and_a_retry_purges(
     def refuse(*args, **kwargs):
         raise ConnectionError("cache down")
 
-    monkeypatch.setattr("tokens.cache.cache.set", refuse)
-    monkeypatch.setattr("tokens.cache.time.sleep", lambda seconds: None)
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", refuse)
+    monkeypatch.setattr("tokens.gateway.cache.time.sleep", lambda seconds: None)
     url = f"/tokens/{token.public_id}/revoke/"
     response = portal_admin_client.post(url, {"reason": ""})
 
@@ -44,7 +44,7 @@ def test_revoke_with_unreachable_cache_is_saved_says_so_and_a_retry_purges(
     assert ">RETRY</button>" in response.text
     assert django_cache.get(key) == "cached as active"  # what the gateways may still read
 
-    monkeypatch.setattr("tokens.cache.cache.set", real_set)  # the cache is back: retry
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", real_set)  # the cache is back: retry
     retried = portal_admin_client.post(url, {})
 
     assert retried.status_code == 302

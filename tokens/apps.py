@@ -5,7 +5,7 @@ from django.db.models.signals import post_migrate
 def _ensure_groups(sender, **kwargs):
     from django.contrib.auth.models import Group, Permission
 
-    from .groups import ensure_groups
+    from tokens.groups import ensure_groups
 
     ensure_groups(Group, Permission)
 

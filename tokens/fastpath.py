@@ -7,7 +7,7 @@ checks on, one extra ``SELECT 1`` round trip per request that queries), the URL
 resolver, and every middleware of the site. ``GatewayFastPath`` wraps the Django
 application and answers these paths itself:
 
-- with **the same code**: forward-auth's answer is ``tokens.gateway.forward_auth_answer``
+- with **the same code**: forward-auth's answer is ``tokens.gateway.check.forward_auth_answer``
   (the view ``forward_auth`` wraps the same function in an ``HttpResponse``), and
   introspection's is ``tokens.oauth.views.handle``, which the view calls too, here given
   a lean stand-in for the request (``_LeanRequest``: method, META, content type, body);
@@ -40,14 +40,14 @@ from django.http import HttpResponse
 from django.utils.http import parse_header_parameters
 from django.utils.module_loading import import_string
 
-from .gateway import forward_auth_answer, original_uri
-from .logging import request_context
-from .oauth.views import INTROSPECT, RawAnswer, handle
-from .security import begin_request, log_forbidden
+from portal.logs import request_context
+from portal.middleware import begin_request, log_forbidden
+from tokens.gateway.check import forward_auth, forward_auth_answer, original_uri
+from tokens.oauth.views import INTROSPECT, RawAnswer, handle, introspect
 
 logger = logging.getLogger(__name__)
 
-FAST_PATH_MIDDLEWARE = "tokens.gateway.GatewayFastPathMiddleware"
+FAST_PATH_MIDDLEWARE = "tokens.fastpath.GatewayFastPathMiddleware"
 
 
 def outer_middleware() -> list[str]:
@@ -216,7 +216,7 @@ class GatewayFastPath:
     def answers(self, raw_path: str) -> bool:
         """Whether a request for ``raw_path`` (as sent, script name included) is likely
         one that ``answer`` takes: a cheap first look for a server with its own way of
-        writing ``answer``'s answers (``portal.workers.SyncWorker``). Only a hint: a
+        writing ``answer``'s answers (``portal.serving.worker.SyncWorker``). Only a hint: a
         percent-encoded spelling of these paths is answered by ``__call__`` instead."""
         return raw_path.endswith(self.paths)
 
@@ -298,3 +298,27 @@ class GatewayFastPath:
             if len(self._merges) < 64:  # error answers vary (Retry-After …): not all kept
                 self._merges[(headers, extra)] = merged
         return merged
+
+
+class GatewayFastPathMiddleware:
+    """Answers the gateway's per-request endpoints before the rest of the stack.
+
+    Placed right after SecurityMiddleware: these endpoints need no session, user,
+    CSRF token, messages, template or URLconf, and gateways call them on every API
+    request. The URLconf routes the same paths to the same views, so behaviour does
+    not depend on this middleware being installed.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.routes = {
+            "/gateway/auth": forward_auth,
+            "/gateway/auth/": forward_auth,
+            "/oauth/introspect/": introspect,
+        }
+
+    def __call__(self, request):
+        view = self.routes.get(request.path_info)
+        if view is not None:
+            return view(request)
+        return self.get_response(request)

@@ -10,7 +10,7 @@ from django.utils.safestring import mark_safe
 from django_filters.fields import ModelMultipleChoiceField
 from django_filters.widgets import DateRangeWidget
 
-from .models import AccessToken, Api, App, Plan, TokenApi, TokenOrigin, TokenStatus
+from tokens.models import AccessToken, Api, App, Plan, TokenApi, TokenOrigin, TokenStatus
 
 _MAX_ID = 2**63 - 1
 

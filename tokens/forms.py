@@ -7,8 +7,8 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from .logging import contains_secret
-from .models import AccessToken, Api, App, Plan
+from portal.logs import contains_secret
+from tokens.models import AccessToken, Api, App, Plan
 
 EXTRA_FIELD_NAME_MAX = 100
 EXTRA_FIELD_VALUE_MAX = 1000

@@ -13,7 +13,7 @@ from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
 
-from . import crypto
+from tokens import crypto
 
 base_path_validator = RegexValidator(
     r"^/[A-Za-z0-9._~\-/]*$",

@@ -23,7 +23,7 @@ from typing import NamedTuple
 from django.conf import settings
 from django.core.cache import cache as django_cache
 
-from . import cache
+from tokens.gateway import cache
 
 logger = logging.getLogger(__name__)
 

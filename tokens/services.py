@@ -15,10 +15,11 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import cache, crypto
-from .errors import TokenServiceError
-from .logging import mask_secrets, security_log
-from .models import (
+from portal.logs import mask_secrets, security_log
+from tokens import crypto
+from tokens.errors import TokenServiceError
+from tokens.gateway import cache
+from tokens.models import (
     AccessToken,
     App,
     AuditAction,

@@ -13,12 +13,18 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.generic import DetailView, ListView
 
-from . import crypto, services
-from .cache import CachePurgeFailed
-from .filters import TokenFilter
-from .forms import ApiPlansForm, RevokeForm, TokenCreateForm, TokenEditForm, extra_fields_formset
-from .models import AccessToken, Api, App
-from .pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
+from tokens import crypto, services
+from tokens.filters import TokenFilter
+from tokens.forms import (
+    ApiPlansForm,
+    RevokeForm,
+    TokenCreateForm,
+    TokenEditForm,
+    extra_fields_formset,
+)
+from tokens.gateway.cache import CachePurgeFailed
+from tokens.models import AccessToken, Api, App
+from tokens.pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
 
 PAGE_SIZES = (10, 25, 50, 100)
 

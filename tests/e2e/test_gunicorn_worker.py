@@ -1,4 +1,4 @@
-"""portal.workers.SyncWorker: gunicorn's sync worker, closing at once when nothing is unread.
+"""portal.serving.worker.SyncWorker: gunicorn's sync worker, closing at once when nothing is unread.
 
 The servers here are real gunicorns with one worker, started in the project's root, so
 they read ``gunicorn.conf.py`` as production does.
@@ -10,7 +10,7 @@ import socket
 import pytest
 from gunicorn.http.body import Body, ChunkedReader, LengthReader
 
-from portal.workers import body_consumed, nothing_unread
+from portal.serving.worker import body_consumed, nothing_unread
 from tests.e2e import servers
 
 CHECK = b"GET /gateway/auth HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"

@@ -1,4 +1,4 @@
-"""portal.workers.SyncWorker writes a gateway check's answer whole, byte for byte as
+"""portal.serving.worker.SyncWorker writes a gateway check's answer whole, byte for byte as
 gunicorn's own worker writes it.
 
 The servers are real gunicorns started in the project's root; the comparison is with
@@ -18,7 +18,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from gunicorn.config import Config
 from gunicorn.http.wsgi import Response
 
-from portal import workers
+from portal.serving import worker as workers
 from tests.e2e import servers
 from tokens.fastpath import GatewayFastPath
 
@@ -272,7 +272,7 @@ def test_no_more_body_than_its_length_and_only_a_valid_status():
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory):
     """The portal served three times on one database: by our worker (reading plain checks
-    itself: ``portal.lean_http``), by our worker with an access log (gunicorn reads every
+    itself: ``portal.serving.reader``), by our worker with an access log (gunicorn reads every
     request then), and by gunicorn's stock sync worker; a client that may introspect;
     an active token."""
     folder = tmp_path_factory.mktemp("answers")

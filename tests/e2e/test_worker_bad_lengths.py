@@ -1,4 +1,4 @@
-"""A Content-Length the worker's own reader (``portal.lean_http``) cannot take is left to
+"""A Content-Length the worker's own reader (``portal.serving.reader``) cannot take is left to
 gunicorn's parser, which answers it as it answers any other request: thousands of digits
 are a 400, never a 500."""
 
@@ -8,7 +8,7 @@ import socket
 import pytest
 from gunicorn.config import Config
 
-from portal import lean_http
+from portal.serving import reader as lean_http
 from tests.e2e import servers
 
 CHECK = b"GET /gateway/auth HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tpk_x\r\n"

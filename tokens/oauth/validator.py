@@ -15,8 +15,10 @@ from django.conf import settings
 from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749 import errors
 
-from .. import cache, crypto, gateway, services
-from ..models import App
+from tokens import crypto, services
+from tokens.gateway import cache
+from tokens.gateway import check as gateway
+from tokens.models import App
 
 # Set by the views on the oauthlib request's headers; never taken from the client.
 REMOTE_ADDR_HEADER = "X-Portal-Remote-Addr"

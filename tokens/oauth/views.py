@@ -25,10 +25,12 @@ from oauthlib.oauth2 import (
     TokenEndpoint,
 )
 
-from .. import cache, crypto, gateway, ratelimit
-from ..cache import CachePurgeFailed
-from ..gateway import REALM
-from .validator import (
+from tokens import crypto, ratelimit
+from tokens.gateway import cache
+from tokens.gateway import check as gateway
+from tokens.gateway.cache import CachePurgeFailed
+from tokens.gateway.check import REALM
+from tokens.oauth.validator import (
     REMOTE_ADDR_HEADER,
     IntrospectionRequestValidator,
     PortalRequestValidator,

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from tokens import services
-from tokens.cache import CachePurgeFailed
+from tokens.gateway.cache import CachePurgeFailed
 from tokens.models import Api, Plan, base_path_validator
 
 

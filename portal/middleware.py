@@ -25,7 +25,7 @@ from django.conf import settings
 from django.utils.cache import patch_cache_control
 from django.utils.functional import empty
 
-from .logging import request_context, security_log
+from portal.logs import request_context, security_log
 
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 

@@ -21,10 +21,9 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 
-from portal.redis_cache import settle_once
-
-from . import aftercommit
-from .errors import TokenServiceError
+from portal import aftercommit
+from portal.cache.redis import settle_once
+from tokens.errors import TokenServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +85,7 @@ def purge_client(client_id: str) -> None:
 
 def purge_catalogue(_=None) -> None:
     """A new catalogue version: every process reloads its APIs, plans and apps before its
-    next answer (``tokens.gateway.catalogue``)."""
+    next answer (``tokens.gateway.check.catalogue``)."""
     _set_with_retries(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None, "the catalogue")
 
 
@@ -238,7 +237,7 @@ def _token_deleted(sender, instance, **kwargs):
 
 def settle_once_middleware(get_response):
     """Purges published while a request runs (a bulk revoke: one per token) are waited
-    for once, before it answers, not one after another (``portal.redis_cache``)."""
+    for once, before it answers, not one after another (``portal.cache.redis``)."""
 
     def middleware(request):
         with settle_once():

@@ -36,10 +36,10 @@ from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext
 
-from . import crypto, services
-from .cache import CachePurgeFailed
-from .logging import mask_secrets
-from .models import (
+from portal.logs import mask_secrets
+from tokens import crypto, services
+from tokens.gateway.cache import CachePurgeFailed
+from tokens.models import (
     AccessToken,
     Api,
     App,
@@ -49,8 +49,8 @@ from .models import (
     TokenApi,
     TokenStatus,
 )
-from .pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
-from .templatetags.portal import change_text, field_label
+from tokens.pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
+from tokens.templatetags.portal import change_text, field_label
 
 admin.site.site_header = "Token Portal administration"
 admin.site.site_title = "Token Portal admin"

@@ -20,7 +20,7 @@ from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from .logging import security_log
+from portal.logs import security_log
 
 # The request-target's absolute form, as nginx's request line parser takes it: a scheme,
 # "://", a host name or an IP literal, an optional port; the path follows.

@@ -2,12 +2,12 @@
 
 ``check_active`` is the one answer that forward-auth (``/gateway/auth``) and RFC 7662
 introspection give. Gateways call them on every API request, so answers may come from
-the cache (see ``tokens.cache`` for why a purge can never be undone by a racing check),
+the cache (see ``tokens.gateway.cache`` for why a purge can never be undone by a racing check),
 cached answers carry the token's expiry and are never served past it, and "last used"
 is written at most once per ``LAST_USED_RESOLUTION`` seconds per token. A cached answer
 holds the token's own state only; its app, APIs and plans are named by the process's
 ``Catalogue``, which any change of an app, plan or API replaces everywhere at once.
-``GatewayFastPathMiddleware`` answers these two paths before sessions, CSRF, auth,
+``tokens.fastpath.GatewayFastPathMiddleware`` answers these two paths before sessions, CSRF, auth,
 messages and URL resolution, none of which they need.
 """
 
@@ -30,10 +30,11 @@ from django.http import HttpResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 
-from . import cache, crypto
-from .logging import security_log
-from .models import AccessToken, Api, App, Plan, TokenApi
-from .paths import normalise_path, original_uri  # noqa: F401 (original_uri: re-exported)
+from portal.logs import security_log
+from tokens import crypto
+from tokens.gateway import cache
+from tokens.gateway.paths import normalise_path, original_uri  # noqa: F401 (original_uri: re-exported)
+from tokens.models import AccessToken, Api, App, Plan, TokenApi
 
 logger = logging.getLogger(__name__)
 
@@ -688,32 +689,3 @@ def forward_auth(request) -> HttpResponse:
         # PortalSecurityMiddleware logs every other 403; this one is sampled.
         response.authz_logged = True
     return response
-
-
-# --- the fast path -----------------------------------------------------------------
-
-
-class GatewayFastPathMiddleware:
-    """Answers the gateway's per-request endpoints before the rest of the stack.
-
-    Placed right after SecurityMiddleware: these endpoints need no session, user,
-    CSRF token, messages, template or URLconf, and gateways call them on every API
-    request. The URLconf routes the same paths to the same views, so behaviour does
-    not depend on this middleware being installed.
-    """
-
-    def __init__(self, get_response):
-        from .oauth.views import introspect
-
-        self.get_response = get_response
-        self.routes = {
-            "/gateway/auth": forward_auth,
-            "/gateway/auth/": forward_auth,
-            "/oauth/introspect/": introspect,
-        }
-
-    def __call__(self, request):
-        view = self.routes.get(request.path_info)
-        if view is not None:
-            return view(request)
-        return self.get_response(request)

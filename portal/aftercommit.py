@@ -7,7 +7,7 @@ their purge or their line. So everything the portal does after a commit goes int
 batch per transaction (one on-commit callback): each step is attempted, in the order
 registered, whatever the others do; errors of steps that must be reported are raised
 together once the batch is done (the first of them, which for purges names them all:
-``tokens.cache``).
+``tokens.gateway.cache``).
 """
 
 import logging

@@ -23,7 +23,7 @@ and headers are formatted (with a freshly formatted date) and sent, then the bod
 sent, a second write; and before that, gunicorn's parser has read the request. When
 the application is the portal's (``tokens.fastpath.GatewayFastPath``):
 
-- a plain request for a gateway check path is read by ``portal.lean_http`` (peeked
+- a plain request for a gateway check path is read by ``portal.serving.reader`` (peeked
   first; anything else is left to gunicorn's parser, unread), and answered by the fast
   path's ``answer`` (``handle_lean``);
 - a request for such a path that gunicorn parsed gets the same ``answer``
@@ -46,7 +46,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers import sync
 
-from portal import lean_http
+from portal.serving import reader as lean_http
 
 
 def body_consumed(req) -> bool:

@@ -22,9 +22,9 @@ from functools import partial
 
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
 
-from . import aftercommit
+from portal import aftercommit
 
-SECURITY_LOGGER = "tokens.security"
+SECURITY_LOGGER = "portal.middleware"
 MASK = "[masked]"
 
 # A token is tpk_ + 49 base62 characters, a client secret tpcs_ + 43; twelve or more
@@ -41,7 +41,7 @@ _CREDENTIAL_RE = re.compile(
 
 logger = logging.getLogger(SECURITY_LOGGER)
 
-# What the request middleware knows about the current request (see tokens.security).
+# What the request middleware knows about the current request (see portal.middleware).
 request_context: contextvars.ContextVar[dict | None] = contextvars.ContextVar(
     "token_portal_request_context", default=None
 )
@@ -145,7 +145,7 @@ def _actor_label(actor) -> str | None:
         return None
     if isinstance(actor, str):
         return actor
-    from .models import App
+    from tokens.models import App
 
     if isinstance(actor, App):
         return f"client {actor.client_id}"

@@ -1,4 +1,4 @@
-"""Django's local-memory cache, plus the lean ``read`` of ``portal.redis_cache.RedisCache``.
+"""Django's local-memory cache, plus the lean ``read`` of ``portal.cache.redis.RedisCache``.
 
 Without Redis, every gateway check reads its answers from this cache, and every
 introspection also counts against its rate limit here. Through Django's API that is
@@ -6,7 +6,7 @@ three calls (``incr``, maybe ``add``, ``get_many``): each takes the lock again a
 validates each key for memcached (a Python loop over its characters), and the reads
 came to about a seventh of an introspection's time in its gunicorn worker
 (bench/RESULTS.md). ``read`` counts and reads under one lock, with the same semantics.
-Its keys are the gateway's own (``tokens.cache``): fixed ASCII, nothing to validate.
+Its keys are the gateway's own (``tokens.gateway.cache``): fixed ASCII, nothing to validate.
 """
 
 import pickle  # noqa: S403 - this process's own entries, as Django's locmem reads them

@@ -1,0 +1,1 @@
+"""The cache backends made for the gateway check: Redis with its local tier, local memory."""

@@ -1,0 +1,1 @@
+"""How the portal is served: gunicorn's worker and its reader of plain gateway checks."""

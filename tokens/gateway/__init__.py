@@ -1,0 +1,2 @@
+"""The gateway check: cache keys and purges, the check and its SQL, the catalogue, paths,
+last used, forward-auth."""
