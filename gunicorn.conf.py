@@ -28,7 +28,7 @@ def post_worker_init(worker):
 
     if apps.ready and apps.is_installed("tokens"):  # the portal (not another application)
         from portal.deployment import log_redis_problems
-        from tokens.gateway.check import start_last_used_writer
+        from tokens.gateway.last_used import start_last_used_writer
 
         start_last_used_writer()
         if worker.age == 1:

@@ -3,7 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts.views import admin_login
-from tokens.gateway.check import forward_auth
+from tokens.gateway.forward_auth import forward_auth
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="tokens:list", permanent=False)),

@@ -26,14 +26,13 @@ def _clear() -> None:
 @pytest.fixture(autouse=True)
 def _clear_cache():
     from tokens import ratelimit
-    from tokens.gateway import check as gateway
+    from tokens.gateway import last_used
 
     _clear()
-    ratelimit._tally.clear()
-    ratelimit._known.clear()
-    gateway._flush_due = 0.0  # each test starts after a quiet second: a first use is written
+    ratelimit.forget()
+    last_used.forget()  # each test starts after a quiet second: a first use is written
     yield
-    gateway._pending_uses.clear()  # never written at exit into a database that is gone
+    last_used.forget()  # never written at exit into a database that is gone
     _clear()
 
 

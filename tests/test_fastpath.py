@@ -36,6 +36,7 @@ from tests.oauth_helpers import FORM, basic, make_client
 from tokens import crypto, ratelimit, services
 from tokens.fastpath import GatewayFastPath
 from tokens.gateway import check as gateway
+from tokens.gateway import forward_auth
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -861,7 +862,7 @@ def _break_unexpectedly(monkeypatch, endpoint: str, secret: str) -> None:
             raise RuntimeError(f"cannot check {authorization}")
 
         monkeypatch.setattr("tokens.fastpath.forward_auth_answer", broken)
-        monkeypatch.setattr(gateway, "forward_auth_answer", broken)
+        monkeypatch.setattr(forward_auth, "forward_auth_answer", broken)
     else:
 
         def broken(secret_or_digest, **kwargs):

@@ -6,7 +6,7 @@ import pytest
 
 from tests.factories import ApiFactory, PlanFactory, make_token
 from tokens import crypto
-from tokens.gateway import check as gateway
+from tokens.gateway import paths
 
 AUTH_URL = "/gateway/auth"
 
@@ -210,4 +210,4 @@ def test_the_url_route_answers_the_same_without_the_fast_path(client, pay_token,
     ],
 )
 def test_normalise_path(uri, path):
-    assert gateway.normalise_path(uri) == path
+    assert paths.normalise_path(uri) == path

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from tests.factories import PlanFactory, make_token
 from tokens import crypto, services
-from tokens.gateway import cache
+from tokens.gateway import cache, last_used
 from tokens.gateway import check as gateway
 
 AUTH_URL = "/gateway/auth"
@@ -181,7 +181,7 @@ def test_last_used_is_written_at_most_once_per_resolution(client, plan, django_a
 def test_last_used_is_shared_across_processes_through_the_cache(client, plan):
     token, secret = make_token(plans=[plan])
     check(client, secret)
-    gateway._recently_used.clear()  # as if another process answered the next check
+    last_used._recently_used.clear()  # as if another process answered the next check
     token.refresh_from_db()
     first = token.last_used_at
 
@@ -229,13 +229,13 @@ def test_a_use_written_late_carries_its_own_time(client, plan, monkeypatch):
     late, second = make_token(plans=[plan])
     assert check(client, first).status_code == 200  # written at once; the next batch is due in 1 s
     an_hour_ago = time.time() - 3600
-    monkeypatch.setattr(gateway.time, "time", lambda: an_hour_ago)
+    monkeypatch.setattr(last_used.time, "time", lambda: an_hour_ago)
     assert check(client, second).status_code == 200  # queued, as if an hour ago
     monkeypatch.undo()
     late.refresh_from_db()
     assert late.last_used_at is None
 
-    gateway._flush_due = 0.0  # the second has passed: the next check writes the batch
+    last_used._flush_due = 0.0  # the second has passed: the next check writes the batch
     assert check(client, first).status_code == 200
 
     late.refresh_from_db()
@@ -249,14 +249,14 @@ def test_uses_whose_write_failed_stay_pending(client, plan, monkeypatch, caplog)
     def down(token_ids, when):
         raise DatabaseError("database unavailable")
 
-    monkeypatch.setattr(gateway, "_write_last_used", down)
+    monkeypatch.setattr(last_used, "_write_last_used", down)
     assert check(client, secret).status_code == 200  # a lost write never fails the check
-    assert token.pk in gateway._pending_uses
+    assert token.pk in last_used._pending_uses
     assert "Could not record the use" in caplog.text
     monkeypatch.undo()
 
-    gateway.flush_last_used()
+    last_used.flush_last_used()
 
     token.refresh_from_db()
     assert token.last_used_at is not None
-    assert not gateway._pending_uses
+    assert not last_used._pending_uses

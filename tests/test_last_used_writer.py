@@ -12,7 +12,7 @@ import pytest
 from django.db import DatabaseError
 
 from tests.factories import PlanFactory, make_token
-from tokens.gateway import check as gateway
+from tokens.gateway import last_used
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the thread has its own connection
 
@@ -25,18 +25,18 @@ def plan():
 @pytest.fixture
 def writer(monkeypatch):
     """The writer thread of this process, waking every 20 ms; which threads wrote."""
-    monkeypatch.setattr(gateway, "LAST_USED_BATCH_SECONDS", 0.02)
+    monkeypatch.setattr(last_used, "LAST_USED_BATCH_SECONDS", 0.02)
     writers: list[str] = []
-    write = gateway._write_last_used
+    write = last_used._write_last_used
 
     def recorded(token_ids, when):
         writers.append(threading.current_thread().name)
         write(token_ids, when)
 
-    monkeypatch.setattr(gateway, "_write_last_used", recorded)
-    gateway.start_last_used_writer()
+    monkeypatch.setattr(last_used, "_write_last_used", recorded)
+    last_used.start_last_used_writer()
     yield writers
-    gateway.stop_last_used_writer()
+    last_used.stop_last_used_writer()
     time.sleep(0.1)  # its next wake-up ends it
 
 
@@ -63,12 +63,12 @@ def test_the_thread_writes_what_the_checks_queue(client, plan, writer):
 
     assert written(token)
     assert writer and set(writer) == {"last-used"}
-    assert not gateway._pending_uses
+    assert not last_used._pending_uses
 
 
 def test_a_batch_that_fails_is_written_by_a_later_one(client, plan, writer, monkeypatch, caplog):
     token, secret = make_token(plans=[plan])
-    write, failures = gateway._write_last_used, []
+    write, failures = last_used._write_last_used, []
 
     def flaky(token_ids, when):
         if not failures:  # the database is down for the first batch
@@ -76,7 +76,7 @@ def test_a_batch_that_fails_is_written_by_a_later_one(client, plan, writer, monk
             raise DatabaseError("database unavailable")
         write(token_ids, when)
 
-    monkeypatch.setattr(gateway, "_write_last_used", flaky)
+    monkeypatch.setattr(last_used, "_write_last_used", flaky)
     assert check(client, secret).status_code == 200  # a lost write never fails the check
 
     assert written(token)  # by the next batch: the thread lived on
@@ -87,7 +87,7 @@ def test_a_batch_that_fails_is_written_by_a_later_one(client, plan, writer, monk
 
 def test_without_the_thread_the_check_writes(client, plan, monkeypatch):
     """Elsewhere (runserver, ASGI, tests) the first check that finds a batch due writes it."""
-    monkeypatch.setattr(gateway, "_flush_due", 0.0)
+    monkeypatch.setattr(last_used, "_flush_due", 0.0)
     token, secret = make_token(plans=[plan])
     assert check(client, secret).status_code == 200
     token.refresh_from_db()
@@ -98,23 +98,23 @@ def test_gunicorn_starts_it_in_each_worker_of_the_portal():
     hooks = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
     try:
         hooks["post_worker_init"](worker=types.SimpleNamespace(age=1))  # the first worker
-        assert gateway._writer_pid == os.getpid()
+        assert last_used._writer_pid == os.getpid()
     finally:
-        gateway.stop_last_used_writer()
+        last_used.stop_last_used_writer()
 
 
 def test_a_restarted_writer_is_one_thread(monkeypatch):
-    monkeypatch.setattr(gateway, "LAST_USED_BATCH_SECONDS", 0.02)
+    monkeypatch.setattr(last_used, "LAST_USED_BATCH_SECONDS", 0.02)
     before = set(threading.enumerate())  # (an earlier test's may still be asleep)
     try:
-        gateway.start_last_used_writer()
-        gateway.stop_last_used_writer()
-        gateway.start_last_used_writer()  # before the first has woken up
+        last_used.start_last_used_writer()
+        last_used.stop_last_used_writer()
+        last_used.start_last_used_writer()  # before the first has woken up
         time.sleep(0.2)
         alive = [
             thread for thread in set(threading.enumerate()) - before if thread.name == "last-used"
         ]
         assert len(alive) == 1
     finally:
-        gateway.stop_last_used_writer()
+        last_used.stop_last_used_writer()
         time.sleep(0.1)

@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from portal.cache.locmem import LocMemCache
-from tokens.gateway.check import TokenInfo
+from tokens.gateway.info import TokenInfo
 
 
 class Clock:

@@ -12,7 +12,7 @@ import pytest
 
 from portal.cache.redis import LeanRedis, RedisCache
 from tests.e2e.servers import require_redis
-from tokens.gateway.check import TokenInfo
+from tokens.gateway.info import TokenInfo
 
 
 def _backend(url: str, **options) -> RedisCache:

@@ -42,7 +42,8 @@ from django.utils.module_loading import import_string
 
 from portal.logs import request_context
 from portal.middleware import begin_request, log_forbidden
-from tokens.gateway.check import forward_auth, forward_auth_answer, original_uri
+from tokens.gateway.forward_auth import forward_auth, forward_auth_answer
+from tokens.gateway.paths import original_uri
 from tokens.oauth.views import INTROSPECT, RawAnswer, handle, introspect
 
 logger = logging.getLogger(__name__)

@@ -271,3 +271,11 @@ def record_success(remote_addr: str, client_id: str) -> None:
     except Exception as error:
         _known.pop(pair, None)  # tried again with the next success
         logger.warning("Known client address not recorded, cache unreachable: %r", error)
+
+
+def forget() -> None:
+    """Forget this process's uncounted requests and known client-address pairs, as a new
+    process would (tests)."""
+    with _tally_lock:
+        _tally.clear()
+    _known.clear()

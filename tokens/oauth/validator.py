@@ -18,6 +18,8 @@ from oauthlib.oauth2.rfc6749 import errors
 from tokens import crypto, services
 from tokens.gateway import cache
 from tokens.gateway import check as gateway
+from tokens.gateway.catalogue import Catalogue
+from tokens.gateway.info import TokenInfo
 from tokens.models import App
 
 # Set by the views on the oauthlib request's headers; never taken from the client.
@@ -214,7 +216,7 @@ class IntrospectionRequestValidator(PortalRequestValidator):
         return claims(gateway.check_active(crypto.digest(token)))
 
 
-def claims(active: "tuple[gateway.TokenInfo, gateway.Catalogue] | None") -> dict | None:
+def claims(active: "tuple[TokenInfo, Catalogue] | None") -> dict | None:
     """RFC 7662 claims of an active token (without ``active``); None for an inactive one."""
     if active is None:
         return None

@@ -29,7 +29,7 @@ from tokens import crypto, ratelimit
 from tokens.gateway import cache
 from tokens.gateway import check as gateway
 from tokens.gateway.cache import CachePurgeFailed
-from tokens.gateway.check import REALM
+from tokens.gateway.info import REALM
 from tokens.oauth.validator import (
     REMOTE_ADDR_HEADER,
     IntrospectionRequestValidator,
