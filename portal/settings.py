@@ -127,6 +127,13 @@ def _local_tier() -> dict:
         # The gateway's answers, the API index's version, client records (tokens.gateway.cache).
         "prefixes": ("gw:tok:", "gw:apis:", "oauth:client:"),
         "seconds": max(1, seconds),
+        # A write of a gateway key (a purge) also stands, as its shadow, for longer than
+        # any entry lives (portal.cache.redis._shadow: a failback to an old primary).
+        "shadow": 5
+        + max(
+            int(os.environ.get("TOKEN_PORTAL_GATEWAY_CACHE_SECONDS", "60")),
+            int(os.environ.get("TOKEN_PORTAL_CLIENT_CACHE_SECONDS", "30")),
+        ),
         # PING every 10 ms; entries trusted for 50 ms after a PING that was answered; a
         # change returns 80 ms after its purge is published.
         "ping": 0.01,

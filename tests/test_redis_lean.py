@@ -84,11 +84,13 @@ def test_after_a_timeout_a_late_reply_is_never_read_as_the_next_ones():
     replies = [b"*1\r\n$5\r\nstale\r\n", b"*1\r\n$-1\r\n"]  # late MGET answer, then a miss
     connections = []
 
-    info = b"# Server\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\n"
+    server_info = b"# Server\r\nrun_id:0123456789abcdef0123456789abcdef01234567\r\n"
+    replication = b"# Replication\r\nrole:master\r\nmaster_replid:89abcdef\r\n"
 
     def answer(conn, reply, delay):
-        conn.recv(65536)  # INFO server, asked on every new connection
-        conn.sendall(b"$%d\r\n%s\r\n" % (len(info), info))
+        conn.recv(65536)  # INFO server and INFO replication, asked on every new connection
+        for info in (server_info, replication):
+            conn.sendall(b"$%d\r\n%s\r\n" % (len(info), info))
         conn.recv(65536)
         threading.Event().wait(delay)
         conn.sendall(reply)

@@ -64,32 +64,53 @@ def _encode(*args) -> bytes:
 
 
 _INFO_SERVER = _encode("INFO", "server")
-_RUN_ID = re.compile(rb"^run_id:([0-9a-f]{8,64})\r?$", re.MULTILINE)
+_INFO_REPLICATION = _encode("INFO", "replication")
 _INFO_FIELD = re.compile(rb"^(\w+):(\S*)\r?$", re.MULTILINE)
-_no_run_id_logged: set = set()
+_epoch_problems_logged: set = set()
 
 
-def run_id(info) -> bytes | None:
-    """The ``run_id`` in an ``INFO server`` reply; None (logged once) if Redis refused it."""
-    found = _RUN_ID.search(info) if isinstance(info, bytes) else None
-    if found is None:
-        reason = repr(info) if isinstance(info, Exception) else "no run_id in INFO server"
-        if reason not in _no_run_id_logged:
-            _no_run_id_logged.add(reason)
-            logger.error(
-                "Redis does not tell its run_id (%s): gateway answers are not cached in it. "
-                "Allow the portal's Redis user INFO (see docs/gateway.md).",
-                reason,
-            )
+def server_epoch(server, replication) -> bytes | None:
+    """The lifetime of a Redis server, from its ``INFO server`` and ``INFO replication``
+    replies: its ``run_id``, new at every start (from whatever snapshot) and different on
+    every other server; None (logged once) when Redis will not tell it, or is not a
+    primary: nothing of the gateway's is then kept in it. (Not the replication id: that
+    changes without dropping connections, so processes would disagree on it.)"""
+    fields = {}
+    for reply in (server, replication):
+        if isinstance(reply, bytes):
+            fields.update(_INFO_FIELD.findall(reply))
+    run_id, role = fields.get(b"run_id"), fields.get(b"role")
+    problem = None
+    if not run_id or not role:
+        refused = next((r for r in (server, replication) if isinstance(r, Exception)), None)
+        problem = f"Redis does not tell its run_id and role ({refused or 'not in INFO'})"
+    elif role != b"master":
+        problem = f"Redis at REDIS_URL is a {role.decode(errors='replace')}, not a primary"
+    if problem is not None:
+        if problem not in _epoch_problems_logged:
+            _epoch_problems_logged.add(problem)
+            logger.error("%s: gateway answers are not cached in it (see docs/gateway.md).", problem)
         return None
-    return found.group(1)
+    return run_id
 
 
-def _tied(made: str, run_id: bytes) -> bytes:
-    """A gateway key as kept in one Redis server's lifetime: ``run_id`` changes whenever
-    Redis restarts (from whatever snapshot) or a replica takes over, so no entry written
-    before a loss of Redis state, or on another server, is ever read again."""
-    return made.encode() + b"@" + run_id
+def _tied(made: str, epoch: bytes) -> bytes:
+    """A gateway key as kept in one server's lifetime (``server_epoch``): it changes
+    whenever Redis restarts (from whatever snapshot) and differs on every other server
+    (a failover), so no entry written before a loss of Redis state, or on another
+    server, is ever read again. (A failback to a server that was not restarted is what
+    ``_shadow`` covers.)"""
+    return made.encode() + b"@" + epoch
+
+
+def _shadow(made: str) -> bytes:
+    """The same key in every server's lifetime: each *write* of a gateway key (a purge
+    marker, a catalogue version; never a check's fill, which is ``add``) goes there too,
+    living at least ``shadow`` seconds, and a shadow, when there is one, is what a read
+    answers. An old primary that takes over again without a restart still holds its
+    entries of before, under its unchanged ``run_id``; the purges made meanwhile, on the
+    other server, reached it as shadows (replication), and outlive those entries."""
+    return made.encode() + b"@*"
 
 
 class LeanRedis:
@@ -138,7 +159,9 @@ class LeanRedis:
         self.local.sock, self.local.reader = sock, hiredis.Reader()
         if self.setup:
             self._roundtrip(self.setup)  # AUTH, SELECT: the socket is used only once they pass
-        self.local.run_id = run_id(self._roundtrip([_INFO_SERVER], errors=True)[0])
+        self.local.epoch = server_epoch(
+            *self._roundtrip([_INFO_SERVER, _INFO_REPLICATION], errors=True)
+        )
         self.local.pid = os.getpid()
 
     def _roundtrip(self, commands: list[bytes], *, errors: bool = False) -> list:
@@ -162,9 +185,10 @@ class LeanRedis:
         """The replies to ``commands``, sent together; with ``errors``, a command's error
         is its reply (every reply read, the connection kept), else it is raised.
 
-        ``commands`` may be a function of the connection's server's ``run_id`` (bytes, or
-        None when Redis would not tell it) that returns them: what it sends then names
-        the very server that answers it (``_tied``).
+        ``commands`` may be a function of the connection's server's ``server_epoch``
+        (bytes, or None when Redis would not tell it, or is no primary) that returns
+        them: what it sends then names the very server, and its time as primary, that
+        answers it (``_tied``).
         """
         for attempt in (1, 2):
             reused = getattr(self.local, "pid", None) == os.getpid()
@@ -172,7 +196,7 @@ class LeanRedis:
                 if not reused:  # first use, or a forked child
                     self._connect()
                 if callable(commands):
-                    return self._roundtrip(commands(self.local.run_id), errors=errors)
+                    return self._roundtrip(commands(self.local.epoch), errors=errors)
                 return self._roundtrip(commands, errors=errors)
             except (ConnectionError, EOFError) as error:
                 self.close()
@@ -189,7 +213,7 @@ class LeanRedis:
     def close(self) -> None:
         sock = getattr(self.local, "sock", None)
         self.local.pid = None
-        self.local.run_id = None
+        self.local.epoch = None
         self.local.sock = None
         if sock is not None:
             sock.close()
@@ -432,6 +456,7 @@ class RedisCache(django_redis.RedisCache):
             keep = local.pop("keep", True)
             channel = self.make_key("purges").encode()
             self._purges = (tuple(local["prefixes"]), channel, local["settle"])
+            self._shadow_seconds = local.pop("shadow", local["seconds"] + 5)
             if keep and self._lean is not None:
                 self._tier = LocalTier.shared(self._lean, channel, **local)
 
@@ -445,22 +470,22 @@ class RedisCache(django_redis.RedisCache):
         """Run ``writes(made_key)`` (writes of the gateway's keys: command tuples naming
         their key through ``made_key``, which ties it to the server's lifetime), then
         publish a purge; return their replies once every process's tier has dropped its
-        entries. Without a ``run_id`` nothing is written (nothing is read either), but
+        entries. Without an epoch nothing is written (nothing is read either), but
         the purge is still published."""
         _, channel, settle = self._purges
         if self._tier is not None:
             self._tier.drop()  # this process at once; the others through the channel
         publish = ("PUBLISH", channel, b"purge")  # any message: all drop
 
-        def commands(server_run_id):
-            if server_run_id is None:
+        def commands(server_epoch):
+            if server_epoch is None:
                 return [_encode(*publish)]
-            made_key = functools.partial(_tied, run_id=server_run_id)
+            made_key = functools.partial(_tied, epoch=server_epoch)
             return [_encode(*command) for command in (*writes(made_key), publish)]
 
         if self._lean is not None:
             replies = self._lean.execute(commands, errors=True)
-        else:  # no lean client, no run_id: nothing of the gateway's is kept in Redis
+        else:  # no lean client, no epoch: nothing of the gateway's is kept in Redis
             pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
             pipeline.execute_command(*publish)
             replies = pipeline.execute(raise_on_error=False)
@@ -482,11 +507,19 @@ class RedisCache(django_redis.RedisCache):
         made = self.make_and_validate_key(key, version=version)
         seconds = self.get_backend_timeout(timeout)  # None: no expiry; 0: gone at once
         if seconds is not None and seconds <= 0:
-            self._write_everywhere(lambda tied: [("DEL", tied(made))])
+            self._write_everywhere(lambda tied: [("DEL", tied(made)), ("DEL", _shadow(made))])
             return None
         data = self._cache._serializer.dumps(value)
-        expiry = () if seconds is None else ("PX", max(1, int(seconds * 1000)))
-        self._write_everywhere(lambda tied: [("SET", tied(made), data, *expiry)])
+        expiry = shadow_expiry = ()
+        if seconds is not None:
+            expiry = ("PX", max(1, int(seconds * 1000)))
+            shadow_expiry = ("PX", max(1, int(max(seconds, self._shadow_seconds) * 1000)))
+        self._write_everywhere(
+            lambda tied: [
+                ("SET", tied(made), data, *expiry),
+                ("SET", _shadow(made), data, *shadow_expiry),
+            ]
+        )
         return None
 
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
@@ -503,10 +536,10 @@ class RedisCache(django_redis.RedisCache):
         data = self._cache._serializer.dumps(value)
         expiry = () if seconds is None else ("PX", max(1, int(seconds * 1000)))
 
-        def commands(server_run_id):
-            if server_run_id is None:
+        def commands(server_epoch):
+            if server_epoch is None:
                 return []
-            return [_encode("SET", _tied(made, server_run_id), data, "NX", *expiry)]
+            return [_encode("SET", _tied(made, server_epoch), data, "NX", *expiry)]
 
         replies = self._lean.execute(commands)
         return bool(replies) and replies[0] is not None
@@ -543,8 +576,8 @@ class RedisCache(django_redis.RedisCache):
         if not self._published(key):
             return super().delete(key, version)
         made = self.make_and_validate_key(key, version=version)
-        written = self._write_everywhere(lambda tied: [("DEL", tied(made))])
-        return bool(written and written[0])
+        written = self._write_everywhere(lambda tied: [("DEL", tied(made)), ("DEL", _shadow(made))])
+        return bool(written and (written[0] or written[1]))
 
     def delete_many(self, keys, version=None):
         keys = list(keys)
@@ -568,7 +601,7 @@ class RedisCache(django_redis.RedisCache):
         is true are kept in it.
         """
         if self._lean is None:
-            values = self.get_many(keys) if keys else {}  # the gateway's: none (no run_id)
+            values = self.get_many(keys) if keys else {}  # the gateway's: none (no epoch)
             return values, None if counter is None else self._increment(*counter)
         local, entries = {}, None
         tier = self._tier
@@ -591,11 +624,14 @@ class RedisCache(django_redis.RedisCache):
         made = [self.make_key(key) for key in keys]
         tied = [self._published(key) for key in keys]
 
-        def with_reads(server_run_id):
+        def with_reads(server_epoch):
             # The gateway's keys as written in this server's lifetime (never any other's;
-            # without a run_id a name nothing writes: they read as missing).
-            epoch = server_run_id or b"-"
-            names = [_tied(m, epoch) if t else m for m, t in zip(made, tied, strict=True)]
+            # without a run_id a name nothing writes: they read as missing), each with its
+            # shadow, which answers first when there is one (``_shadow``).
+            epoch = server_epoch or b"-"
+            names = []
+            for name, is_tied in zip(made, tied, strict=True):
+                names.extend((_tied(name, epoch), _shadow(name)) if is_tied else (name,))
             reads = [_encode("MGET", *names)] if keys else []
             if filling:  # a local copy lives no longer than the entry in Redis
                 reads.extend(_encode("PTTL", name) for name in names)
@@ -604,12 +640,18 @@ class RedisCache(django_redis.RedisCache):
         replies = self._lean.execute(with_reads)
         values = {}
         if keys:
-            mget = replies[-1 - len(keys)] if filling else replies[-1]
+            width = len(keys) + sum(tied)
+            mget = replies[-1 - width] if filling else replies[-1]
             loads = self._cache._serializer.loads
-            found = zip(keys, mget, strict=True)
-            values = {key: loads(data) for key, data in found if data is not None}
+            ttls, position = {}, 0
+            for key, is_tied in zip(keys, tied, strict=True):
+                pick = position + 1 if is_tied and mget[position + 1] is not None else position
+                if mget[pick] is not None:
+                    values[key] = loads(mget[pick])
+                    if filling:
+                        ttls[key] = replies[-width + pick]
+                position += 2 if is_tied else 1
             if filling:
-                ttls = dict(zip(keys, replies[-len(keys) :], strict=True))
                 tier.fill(
                     entries,
                     {k: v for k, v in values.items() if tier.keeps(k) and keep_local(v)},
@@ -628,15 +670,17 @@ class RedisCache(django_redis.RedisCache):
         if self._lean is None:
             return [
                 "REDIS_URL names TLS, a Unix socket or several servers: the portal cannot tie "
-                "gateway entries to the Redis server's run_id there, so it keeps none in Redis "
+                "gateway entries to the Redis primary's lifetime there, so it keeps none in Redis "
                 "(every gateway check not answered locally asks the database)."
             ]
-        server, memory = self._lean.execute([_INFO_SERVER, _encode("INFO", "memory")], errors=True)
+        server, replication, memory = self._lean.execute(
+            [_INFO_SERVER, _INFO_REPLICATION, _encode("INFO", "memory")], errors=True
+        )
         problems = []
-        if run_id(server) is None:
+        if server_epoch(server, replication) is None:
             problems.append(
-                "Redis does not answer INFO server with its run_id to the portal's user: "
-                "gateway answers are not cached in Redis (allow the user INFO)."
+                "Redis does not tell the portal's user its run_id and replication id (INFO), "
+                "or is not a primary: gateway answers are not cached in Redis."
             )
         fields = dict(_INFO_FIELD.findall(memory)) if isinstance(memory, bytes) else {}
         policy = fields.get(b"maxmemory_policy", b"noeviction").decode()

@@ -186,3 +186,62 @@ def test_one_worker_without_redis_starts(tmp_path):
     with servers.gunicorn(env=env, workers=1) as base_url:
         missing = f"tpk_{uuid.uuid4().hex}"
         assert gateway_check(base_url, missing) == 401
+
+
+def test_a_failover_and_a_failback_bring_back_no_token(tmp_path):
+    """Primary A, replica B. A check caches "active" on A; B takes over and the revoke's
+    purge lands there; A takes over again, with its old entry still in its data and its
+    run_id unchanged (no restart). The purge, replicated to A as a shadow, still answers."""
+    import redis as redis_py
+
+    from portal.cache.redis import RedisCache
+
+    ports = servers.free_port(), servers.free_port()
+    binary = servers.require_binary("redis-server")
+    args = [
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(tmp_path)]
+        + ["--dbfilename", f"{port}.rdb", "--repl-diskless-sync-delay", "0"]
+        for port in ports
+    ]
+    with servers.running(args[0], port=ports[0]), servers.running(args[1], port=ports[1]):
+        a, b = (redis_py.Redis(port=port, socket_timeout=5) for port in ports)
+
+        def follow(replica, primary_port):
+            replica.execute_command("REPLICAOF", "127.0.0.1", str(primary_port))
+            replica.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+            deadline = time.monotonic() + 10
+            while replica.info("replication").get("master_link_status") != "up":
+                assert time.monotonic() < deadline, "the replica never caught up"
+                time.sleep(0.05)
+
+        def promote(server):
+            server.execute_command("REPLICAOF", "NO", "ONE")
+
+        def backend(port):  # a portal process, its REDIS_URL naming the primary of the day
+            options = {
+                "socket_timeout": 1,
+                "LOCAL_TIER": {
+                    "keep": False, "prefixes": ("gw:tok:",), "seconds": 30,
+                    "ping": 0.01, "trust": 0.05, "settle": 0.0,
+                },
+            }  # fmt: skip
+            return RedisCache(f"redis://127.0.0.1:{port}/0", {"OPTIONS": options})
+
+        follow(b, ports[0])
+        assert backend(ports[0]).add("gw:tok:x", "active", 60)  # a check caches "active" on A
+        assert a.execute_command("WAIT", 1, 5000) == 1  # B has it too
+
+        promote(b)  # failover: B is the primary, A its replica
+        follow(a, ports[1])
+        on_b = backend(ports[1])
+        assert on_b.get("gw:tok:x") is None  # A's entry is not B's
+        on_b.set("gw:tok:x", "purged", 10)  # the revoke's purge, on B
+        assert b.execute_command("WAIT", 1, 5000) == 1  # A has it too
+
+        run_id = a.info("server")["run_id"]
+        promote(a)  # failback: A again, same run_id, its old entry still in its data
+        follow(b, ports[0])
+        assert a.info("server")["run_id"] == run_id
+        assert any(b"gw:tok:x@" + run_id.encode() in key for key in a.keys("*")), a.keys("*")
+
+        assert backend(ports[0]).get("gw:tok:x") == "purged"
