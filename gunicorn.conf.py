@@ -20,6 +20,21 @@ def on_starting(server):
     refuse_several_processes_without_redis(server.cfg.workers)
 
 
+def nworkers_changed(server, new_value, old_value):
+    """More workers asked for while running (``kill -TTIN``): refused on the same terms
+    as at start-up; the arbiter keeps the number it had."""
+    from django.conf import settings
+
+    from portal.deployment import shared_cache_problem
+
+    if old_value is None or not settings.configured:  # the start, checked by on_starting
+        return
+    problem = shared_cache_problem(new_value)
+    if problem is not None and not settings.DEBUG:
+        server._num_workers = old_value  # (the property's setter would call this again)
+        server.log.error("Token Portal keeps %s worker(s): %s", old_value, problem)
+
+
 def post_worker_init(worker):
     """Each worker of the portal writes "last used" from a thread of its own, off the
     request path (``tokens.gateway.check.start_last_used_writer``); the first one says what in

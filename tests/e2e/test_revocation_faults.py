@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -165,11 +166,8 @@ def test_a_revoke_while_redis_is_frozen_says_so_and_a_retry_makes_it_hold(world)
 def test_two_workers_without_redis_are_refused_in_production(tmp_path):
     env = servers.portal_env(DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}")
     port = servers.free_port()
-    args = [
-        *("python3", "-m", "gunicorn", "portal.wsgi:application"),
-        *("--bind", f"127.0.0.1:{port}", "--workers", "2"),
-    ]
-    args[0] = __import__("sys").executable
+    args = [sys.executable, "-m", "gunicorn", "portal.wsgi:application"]
+    args += ["--bind", f"127.0.0.1:{port}", "--workers", "2"]
     with tempfile.TemporaryFile() as log:
         done = subprocess.run(
             args, cwd=servers.BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, timeout=60
@@ -245,3 +243,19 @@ def test_a_failover_and_a_failback_bring_back_no_token(tmp_path):
         assert any(b"gw:tok:x@" + run_id.encode() in key for key in a.keys("*")), a.keys("*")
 
         assert backend(ports[0]).get("gw:tok:x") == "purged"
+
+
+def test_more_workers_asked_for_later_are_refused_too(tmp_path):
+    """gunicorn -w 1 without Redis in production, then ``kill -TTIN``: still one worker."""
+    env = servers.portal_env(DATABASE_URL=f"sqlite:///{tmp_path / 'portal.sqlite3'}")
+    servers.manage("migrate", "--no-input", env=env)
+    port = servers.free_port()
+    args = [sys.executable, "-m", "gunicorn", "portal.wsgi:application"]
+    args += ["--bind", f"127.0.0.1:{port}", "--workers", "1"]
+    with servers.running(args, port=port, env=env) as arbiter:
+        os.kill(arbiter.pid, signal.SIGTTIN)
+        time.sleep(2)  # the arbiter handles the signal in its next loop (about a second)
+        children = subprocess.run(
+            ["pgrep", "-P", str(arbiter.pid)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        assert len(children) == 1
