@@ -155,7 +155,7 @@ if REDIS_URL:
                 "socket_timeout": float(os.environ.get("REDIS_TIMEOUT", "1")),
                 # Warm gateway checks answered in the process, without a round trip; a
                 # change of a token, client or API is applied by every process before it
-                # returns (portal.cache.redis.LocalTier).
+                # returns (portal.cache.tier.LocalTier).
                 "LOCAL_TIER": _local_tier(),
             },
             "KEY_PREFIX": os.environ.get("DJANGO_CACHE_PREFIX", "tp"),

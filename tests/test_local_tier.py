@@ -14,7 +14,8 @@ from types import SimpleNamespace
 import pytest
 import redis
 
-from portal.cache.redis import LocalTier, RedisCache, settle_once
+from portal.cache.redis import RedisCache
+from portal.cache.tier import LocalTier, settle_once
 from tests.e2e.servers import require_redis
 
 TIER = {
@@ -320,7 +321,7 @@ def test_a_forked_process_starts_afresh(pair, monkeypatch):
     first.set("gw:tok:x", "active", 30)
     first.read(["gw:tok:x"], keep_local=keep_all)
     assert first._tier.entries
-    monkeypatch.setattr("portal.cache.redis.os.getpid", lambda: 4_000_000)
+    monkeypatch.setattr("portal.cache.tier.os.getpid", lambda: 4_000_000)
     first._tier.start()  # as the child's first read does
     assert first._tier.entries == {} and first._tier.trusted_until == 0.0
     assert first._tier._pid == 4_000_000

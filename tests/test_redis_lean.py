@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from portal.cache.redis import LeanRedis, RedisCache
+from portal.cache.redis import RedisCache
+from portal.cache.resp import LeanRedis
 from tests.e2e.servers import require_redis
 from tokens.gateway.info import TokenInfo
 

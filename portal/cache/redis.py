@@ -1,5 +1,7 @@
 """Django's Redis cache backend, made cheap enough for a gateway check on every API request.
 
+(The lean client is ``portal.cache.resp``, the local tier ``portal.cache.tier``.)
+
 Two changes to Django's backend, both measured with ``bench.cpu`` (bench/RESULTS.md):
 
 - **One client object per connection pool.** Django's ``RedisCacheClient.get_client``
@@ -20,24 +22,21 @@ Two changes to Django's backend, both measured with ``bench.cpu`` (bench/RESULTS
   class's docstring gives the protocol.
 """
 
-import collections
-import contextlib
 import functools
 import logging
-import os
-import re
-import socket
-import threading
-import time
 
 from django.core.cache.backends import redis as django_redis
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
-try:
-    import hiredis
-except ImportError:  # pragma: no cover - hiredis is a dependency (redis[hiredis])
-    hiredis = None
-
+from portal.cache.resp import (
+    _INFO_FIELD,
+    _INFO_REPLICATION,
+    _INFO_SERVER,
+    LeanRedis,
+    _encode,
+    server_epoch,
+)
+from portal.cache.tier import LocalTier, _settle
 
 logger = logging.getLogger(__name__)
 
@@ -53,45 +52,6 @@ class RedisCacheClient(django_redis.RedisCacheClient):
         if client is None:
             client = self._clients[id(pool)] = self._client(connection_pool=pool)
         return client
-
-
-def _encode(*args) -> bytes:
-    parts = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg if isinstance(arg, bytes) else str(arg).encode()
-        parts.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(parts)
-
-
-_INFO_SERVER = _encode("INFO", "server")
-_INFO_REPLICATION = _encode("INFO", "replication")
-_INFO_FIELD = re.compile(rb"^(\w+):(\S*)\r?$", re.MULTILINE)
-_epoch_problems_logged: set = set()
-
-
-def server_epoch(server, replication) -> bytes | None:
-    """The lifetime of a Redis server, from its ``INFO server`` and ``INFO replication``
-    replies: its ``run_id``, new at every start (from whatever snapshot) and different on
-    every other server; None (logged once) when Redis will not tell it, or is not a
-    primary: nothing of the gateway's is then kept in it. (Not the replication id: that
-    changes without dropping connections, so processes would disagree on it.)"""
-    fields = {}
-    for reply in (server, replication):
-        if isinstance(reply, bytes):
-            fields.update(_INFO_FIELD.findall(reply))
-    run_id, role = fields.get(b"run_id"), fields.get(b"role")
-    problem = None
-    if not run_id or not role:
-        refused = next((r for r in (server, replication) if isinstance(r, Exception)), None)
-        problem = f"Redis does not tell its run_id and role ({refused or 'not in INFO'})"
-    elif role != b"master":
-        problem = f"Redis at REDIS_URL is a {role.decode(errors='replace')}, not a primary"
-    if problem is not None:
-        if problem not in _epoch_problems_logged:
-            _epoch_problems_logged.add(problem)
-            logger.error("%s: gateway answers are not cached in it (see docs/gateway.md).", problem)
-        return None
-    return run_id
 
 
 def _tied(made: str, epoch: bytes) -> bytes:
@@ -113,285 +73,6 @@ def _shadow(made: str) -> bytes:
     return made.encode() + b"@*"
 
 
-class LeanRedis:
-    """Pipelined commands over one socket per process and thread (RESP2, hiredis).
-
-    Any failure closes the socket and raises: the caller treats it as the cache being
-    unreachable, and the next call connects again.
-    """
-
-    def __init__(self, host: str, port: int, db: int, username, password, timeout, connect_timeout):
-        self.address = (host, port)
-        self.timeout = timeout
-        self.connect_timeout = connect_timeout
-        self.setup = []
-        if password is not None:
-            auth = ("AUTH", username, password) if username else ("AUTH", password)
-            self.setup.append(_encode(*auth))
-        if db:
-            self.setup.append(_encode("SELECT", db))
-        self.local = threading.local()
-
-    @classmethod
-    def for_servers(cls, servers: list[str], options: dict) -> "LeanRedis | None":
-        from redis.connection import parse_url
-
-        if hiredis is None or len(servers) != 1:
-            return None
-        params = parse_url(servers[0])
-        if "connection_class" in params or "path" in params:  # TLS or a Unix socket
-            return None
-        return cls(
-            params.get("host", "localhost"),
-            int(params.get("port", 6379)),
-            int(params.get("db", 0) or 0),
-            params.get("username"),
-            params.get("password"),
-            options.get("socket_timeout"),
-            options.get("socket_connect_timeout"),
-        )
-
-    def _connect(self):
-        self.close()
-        sock = socket.create_connection(self.address, timeout=self.connect_timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.settimeout(self.timeout)
-        self.local.sock, self.local.reader = sock, hiredis.Reader()
-        if self.setup:
-            self._roundtrip(self.setup)  # AUTH, SELECT: the socket is used only once they pass
-        self.local.epoch = server_epoch(
-            *self._roundtrip([_INFO_SERVER, _INFO_REPLICATION], errors=True)
-        )
-        self.local.pid = os.getpid()
-
-    def _roundtrip(self, commands: list[bytes], *, errors: bool = False) -> list:
-        local = self.local
-        local.sock.sendall(b"".join(commands))
-        replies = []
-        while len(replies) < len(commands):
-            reply = local.reader.gets()
-            if reply is False:
-                data = local.sock.recv(65536)
-                if not data:
-                    raise ConnectionError("Redis closed the connection")
-                local.reader.feed(data)
-                continue
-            if isinstance(reply, Exception) and not errors:
-                raise reply
-            replies.append(reply)
-        return replies
-
-    def execute(self, commands, *, errors: bool = False) -> list:
-        """The replies to ``commands``, sent together; with ``errors``, a command's error
-        is its reply (every reply read, the connection kept), else it is raised.
-
-        ``commands`` may be a function of the connection's server's ``server_epoch``
-        (bytes, or None when Redis would not tell it, or is no primary) that returns
-        them: what it sends then names the very server, and its time as primary, that
-        answers it (``_tied``).
-        """
-        for attempt in (1, 2):
-            reused = getattr(self.local, "pid", None) == os.getpid()
-            try:
-                if not reused:  # first use, or a forked child
-                    self._connect()
-                if callable(commands):
-                    return self._roundtrip(commands(self.local.epoch), errors=errors)
-                return self._roundtrip(commands, errors=errors)
-            except (ConnectionError, EOFError) as error:
-                self.close()
-                # A kept socket that Redis closed meanwhile (restart, idle timeout): one
-                # more try on a new one. (A timeout is not retried: Redis may have acted.)
-                if not (reused and attempt == 1):
-                    raise error
-            except BaseException:
-                # Also after a timeout: a late reply must never be read as the next one's.
-                self.close()
-                raise
-        raise AssertionError("unreachable")
-
-    def close(self) -> None:
-        sock = getattr(self.local, "sock", None)
-        self.local.pid = None
-        self.local.epoch = None
-        self.local.sock = None
-        if sock is not None:
-            sock.close()
-
-
-class LocalTier:
-    """Entries read from Redis, kept in this process and trusted only while it can prove
-    it has applied every purge published before the last moment it checked.
-
-    **Listener.** A thread keeps a connection of its own SUBSCRIBEd to the purge
-    channel and sends a PING on it every ``ping`` seconds. Redis answers commands and
-    delivers messages on one connection in order, so when the answer to a PING sent at
-    ``t`` arrives, every purge published before ``t`` has been received, and applied
-    (a purge drops every entry). The thread then trusts the entries until
-    ``t + trust``. Any error, or no answer, and the trust lapses; a new subscription
-    starts with no entries.
-
-    **Writers.** Every write of such a key (``RedisCache.set``, ``delete``, … ``clear``),
-    in any process, tier or not, drops this process's entries, publishes a purge on the
-    same connection as the write, and returns ``settle`` seconds after Redis took the
-    publish, ``settle`` > ``trust``. A check starting after that
-    uses an entry only under trust from a PING sent after the publish, which Redis
-    answered after delivering the purge. Each side measures only its own durations: no
-    clock is compared with another machine's.
-
-    **Filling.** An entry read from Redis goes into the dict that was current *before*
-    the read: a purge in between replaces the dict, and the late entry lands in the old
-    one, which nobody reads any more. Reads take the trust first, then the dict. A copy
-    lives ``seconds`` at most, and never longer than its entry in Redis (PTTL).
-
-    One tier per process and Redis channel (``shared``), whatever the threads.
-    """
-
-    def __init__(self, lean, channel: bytes, *, prefixes, seconds, trust, settle, ping):
-        if not ping < trust < settle:
-            raise ValueError("LOCAL_TIER needs ping < trust < settle.")
-        self.lean, self.channel, self.prefixes = lean, channel, tuple(prefixes)
-        self.seconds, self.trust, self.settle, self.ping = seconds, trust, settle, ping
-        self.entries: dict = {}
-        self.trusted_until = 0.0
-        self.max_entries = 100_000
-        self._pid = self._listener = None
-        self._subscribed = False
-        self._start_lock = threading.Lock()
-
-    _shared: dict = {}
-    _shared_lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, lean, channel: bytes, **options) -> "LocalTier":
-        """The process's one tier for this Redis and channel: Django makes a cache backend
-        per thread, and each would otherwise keep its own copy and listener."""
-        key = (lean.address, tuple(lean.setup), channel, tuple(sorted(options.items())))
-        with cls._shared_lock:
-            tier = cls._shared.get(key)
-            if tier is None:
-                tier = cls._shared[key] = cls(lean, channel, **options)
-            return tier
-
-    def keeps(self, key: str) -> bool:
-        return key.startswith(self.prefixes)
-
-    def start(self) -> None:
-        """Start the listener of this process (again after a fork: threads do not follow)."""
-        if self._pid == os.getpid():
-            return
-        with self._start_lock:
-            if self._pid == os.getpid():
-                return
-            self._pid = os.getpid()
-            self.entries, self.trusted_until = {}, 0.0
-            self._listener = token = object()
-            listener = threading.Thread(
-                target=self._run, args=(token,), name="cache-purges", daemon=True
-            )
-            listener.start()
-
-    def stop(self) -> None:
-        """Stop trusting, and the listener (at its next wake-up); ``start`` starts anew."""
-        self._listener = self._pid = None
-        self.trusted_until = 0.0
-        self.drop()
-
-    def drop(self) -> None:
-        self.entries = {}
-
-    def _run(self, token) -> None:
-        pause, last = 0.2, None
-        while self._listener is token:
-            try:
-                self._listen(token)
-            except Exception as error:  # any: the trust lapses, then a new subscription
-                if repr(error) != last:  # each new kind of failure once, not every retry
-                    last = repr(error)
-                    logger.warning("Cache purge listener: %r; no local answers meanwhile", error)
-            if self._listener is not token:
-                return  # stopped: the trust belongs to the listener that replaced this one
-            self.trusted_until = 0.0
-            self.drop()
-            time.sleep(pause)
-            pause = 0.2 if self._subscribed else min(5.0, pause * 2)
-
-    def _listen(self, token) -> None:
-        sock = socket.create_connection(self.lean.address, timeout=self.lean.connect_timeout)
-        try:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            reader = hiredis.Reader()
-            # AUTH, SELECT (harmless: channels span databases), a name for CLIENT LIST.
-            setup = [*self.lean.setup, _encode("CLIENT", "SETNAME", f"tp-purges-{os.getpid()}")]
-            self._subscribed = False
-            sock.sendall(b"".join([*setup, _encode("SUBSCRIBE", self.channel)]))
-            sock.settimeout(self.lean.timeout or 1.0)
-            for index in range(len(setup) + 1):  # their OKs, then the subscription's
-                reply = _next_reply(sock, reader)
-                if isinstance(reply, Exception) and index != len(setup) - 1:
-                    raise reply  # (a user without +client may not name its connection)
-            self._subscribed = True
-            self.drop()  # purges before the subscription were not seen
-            pings: collections.deque = collections.deque()
-            next_ping = 0.0
-            while self._listener is token:
-                now = time.monotonic()
-                if now >= next_ping:
-                    sock.sendall(_PING)
-                    pings.append(now)
-                    next_ping = now + self.ping
-                if pings and now - pings[0] > 1.0:
-                    raise TimeoutError("no answer to a PING in 1 s")
-                sock.settimeout(max(0.001, next_ping - time.monotonic()))
-                try:
-                    data = sock.recv(65536)
-                except TimeoutError:
-                    continue
-                if not data:
-                    raise ConnectionError("Redis closed the connection")
-                reader.feed(data)
-                while (reply := reader.gets()) is not False:
-                    kind = reply[0] if isinstance(reply, list) else reply
-                    if kind == b"message":
-                        self.drop()
-                    elif kind == b"pong" and self._listener is token:
-                        self.trusted_until = pings.popleft() + self.trust
-                    elif isinstance(reply, Exception):
-                        raise reply
-        finally:
-            sock.close()
-
-    def get(self, keys: list[str]) -> tuple[dict, dict]:
-        """``(found, entries)``: what the tier holds of ``keys`` (nothing unless trusted),
-        and the dict to fill with what Redis answers for the rest."""
-        self.start()
-        trusted = time.monotonic() < self.trusted_until  # the trust first, then the dict
-        entries = self.entries
-        found = {}
-        if trusted:
-            now = time.monotonic()
-            for key in keys:
-                entry = entries.get(key)
-                if entry is not None and entry[1] > now:
-                    found[key] = entry[0]
-        return found, entries
-
-    def fill(self, entries: dict, values: dict, ttls: dict) -> None:
-        """Keep ``values`` in ``entries`` for ``seconds``, or less: until their entry in
-        Redis would lapse (``ttls``: PTTL's answers, milliseconds; -1: no expiry)."""
-        if len(entries) > self.max_entries:
-            entries.clear()
-        now = time.monotonic()
-        for key, value in values.items():
-            ttl = ttls.get(key, -2)
-            if ttl == -2 or ttl == 0:  # gone meanwhile
-                continue
-            lifetime = self.seconds if ttl < 0 else min(self.seconds, ttl / 1000)
-            entries[key] = (value, now + lifetime)
-
-
-_PING = b"*1\r\n$4\r\nPING\r\n"
-_settling = threading.local()
 _refused: set = set()
 
 
@@ -405,40 +86,6 @@ def _refused_once(channel: bytes, error: Exception) -> None:
             channel.decode(),
             error,
         )
-
-
-def _next_reply(sock, reader):
-    while (reply := reader.gets()) is False:
-        data = sock.recv(65536)
-        if not data:
-            raise ConnectionError("Redis closed the connection")
-        reader.feed(data)
-    return reply
-
-
-@contextlib.contextmanager
-def settle_once():
-    """Within this block, writes that publish a purge do not wait each; the block's end
-    waits once, until the last of them has settled (a request revoking many tokens)."""
-    if getattr(_settling, "deadline", None) is not None:  # nested: the outer block waits
-        yield
-        return
-    _settling.deadline = 0.0
-    try:
-        yield
-    finally:
-        deadline, _settling.deadline = _settling.deadline, None
-        remaining = deadline - time.monotonic()
-        if remaining > 0:
-            time.sleep(remaining)
-
-
-def _settle(seconds: float) -> None:
-    deadline = time.monotonic() + seconds
-    if getattr(_settling, "deadline", None) is not None:
-        _settling.deadline = max(_settling.deadline, deadline)
-    else:
-        time.sleep(seconds)
 
 
 class RedisCache(django_redis.RedisCache):

@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 
 from portal import aftercommit
-from portal.cache.redis import settle_once
+from portal.cache.tier import settle_once
 from tokens.errors import TokenServiceError
 
 logger = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ def _token_deleted(sender, instance, **kwargs):
 
 def settle_once_middleware(get_response):
     """Purges published while a request runs (a bulk revoke: one per token) are waited
-    for once, before it answers, not one after another (``portal.cache.redis``)."""
+    for once, before it answers, not one after another (``portal.cache.tier``)."""
 
     def middleware(request):
         with settle_once():
