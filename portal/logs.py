@@ -145,9 +145,7 @@ def _actor_label(actor) -> str | None:
         return None
     if isinstance(actor, str):
         return actor
-    from tokens.models import App
-
-    if isinstance(actor, App):
+    if getattr(actor, "client_id", None) and not hasattr(actor, "get_username"):  # an app
         return f"client {actor.client_id}"
     if getattr(actor, "is_authenticated", False):
         return actor.get_username()
