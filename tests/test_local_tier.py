@@ -33,7 +33,7 @@ def _backend(url: str, prefix: str, *, keep: bool = True) -> RedisCache:
     options = {"LOCAL_TIER": {**TIER, "keep": keep}, "socket_timeout": 1}
     backend = RedisCache(url, {"OPTIONS": options, "KEY_PREFIX": prefix})
     if keep:
-        backend._tier = LocalTier(backend._lean, backend._purges[1], **TIER)
+        backend._tier = LocalTier(backend._resp, backend._purges[1], **TIER)
     return backend
 
 
@@ -65,7 +65,7 @@ class RoundTrips:
 
     def __init__(self, backend, monkeypatch):
         self.count, self.broken = 0, False
-        real = backend._lean.execute
+        real = backend._resp.execute
 
         def execute(commands):
             self.count += 1
@@ -73,7 +73,7 @@ class RoundTrips:
                 raise ConnectionError("no round trip expected here")
             return real(commands)
 
-        monkeypatch.setattr(backend._lean, "execute", execute)
+        monkeypatch.setattr(backend._resp, "execute", execute)
 
 
 def keep_all(value):
@@ -165,12 +165,12 @@ def test_a_tier_cut_off_without_knowing_it_stops_answering(pair):
     """The listener hears nothing more, and no error either: its trust lapses by itself
     before any write can return, so a read after the write goes to Redis."""
     first, second = pair
-    proxy = FreezableProxy(first._lean.address)
+    proxy = FreezableProxy(first._resp.address)
     try:
         tier = first._tier
         tier.stop()  # the old listener stops; a new one goes through the proxy
-        tier.lean = SimpleNamespace(
-            address=("127.0.0.1", proxy.port), setup=first._lean.setup, timeout=5.0,
+        tier.resp = SimpleNamespace(
+            address=("127.0.0.1", proxy.port), setup=first._resp.setup, timeout=5.0,
             connect_timeout=1.0,
         )  # fmt: skip
         _trusted(first)
@@ -198,7 +198,7 @@ def test_without_answered_pings_every_read_goes_to_redis(pair, monkeypatch):
 def test_what_a_read_finds_during_a_purge_is_not_kept(pair, monkeypatch):
     first, _ = pair
     first.set("gw:tok:x", "active", 30)
-    real = first._lean.execute
+    real = first._resp.execute
     trips = []
 
     def purged_meanwhile(commands):
@@ -208,7 +208,7 @@ def test_what_a_read_finds_during_a_purge_is_not_kept(pair, monkeypatch):
             first._tier.drop()  # the listener applies a purge while the answer travels
         return replies
 
-    monkeypatch.setattr(first._lean, "execute", purged_meanwhile)
+    monkeypatch.setattr(first._resp, "execute", purged_meanwhile)
     first.read(["gw:tok:x"], keep_local=keep_all)
     first.read(["gw:tok:x"], keep_local=keep_all)
     assert len(trips) == 2  # the first answer went into the dropped dict

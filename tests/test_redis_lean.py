@@ -11,7 +11,7 @@ import uuid
 import pytest
 
 from portal.cache.redis import RedisCache
-from portal.cache.resp import LeanRedis
+from portal.cache.resp import RespClient
 from tests.e2e.servers import require_redis
 from tokens.gateway.info import TokenInfo
 
@@ -27,7 +27,7 @@ def _backend(url: str, **options) -> RedisCache:
 @pytest.fixture
 def backend():
     cache = _backend(require_redis())
-    assert cache._lean is not None, "a plain redis:// URL gets the lean reader"
+    assert cache._resp is not None, "a plain redis:// URL gets the lean reader"
     yield cache
     cache.clear()
 
@@ -60,7 +60,7 @@ def test_a_counter_counts_in_the_same_round_trip_and_expires(backend):
 def test_a_connection_redis_closed_meanwhile_is_replaced_at_once(backend):
     backend.set("k", "v")
     assert backend.read(["k"])[0] == {"k": "v"}
-    host, port = backend._lean.local.sock.getsockname()
+    host, port = backend._resp.local.sock.getsockname()
     address = f"{host}:{port}"
     client = backend._cache.get_client("k")
     assert client.client_kill(address)  # as a Redis restart or idle timeout would
@@ -104,7 +104,7 @@ def test_after_a_timeout_a_late_reply_is_never_read_as_the_next_ones():
 
     server = threading.Thread(target=serve, daemon=True)
     server.start()
-    lean = LeanRedis("127.0.0.1", port, 0, None, None, 0.2, 1)
+    lean = RespClient("127.0.0.1", port, 0, None, None, 0.2, 1)
 
     with pytest.raises(TimeoutError):
         lean.execute([b"*2\r\n$4\r\nMGET\r\n$1\r\nk\r\n"])

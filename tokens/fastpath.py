@@ -207,21 +207,21 @@ class GatewayFastPath:
         self._merges: dict[tuple, tuple] = {}
 
     def __call__(self, environ, start_response):
-        answer = self.answer(environ)
+        answer = self.complete_answer(environ)
         if answer is None:
             return self.application(environ, start_response)
         status, headers, body = answer
         start_response(status, headers)
         return [body]
 
-    def answers(self, raw_path: str) -> bool:
+    def takes(self, raw_path: str) -> bool:
         """Whether a request for ``raw_path`` (as sent, script name included) is likely
-        one that ``answer`` takes: a cheap first look for a server with its own way of
-        writing ``answer``'s answers (``portal.serving.worker.SyncWorker``). Only a hint: a
-        percent-encoded spelling of these paths is answered by ``__call__`` instead."""
+        one that ``complete_answer`` takes: a cheap first look for a server with its own
+        way of writing those answers (``portal.serving.worker.SyncWorker``). Only a hint:
+        a percent-encoded spelling of these paths is answered by ``__call__`` instead."""
         return raw_path.endswith(self.paths)
 
-    def answer(self, environ) -> tuple[str, list, bytes] | None:
+    def complete_answer(self, environ) -> tuple[str, list, bytes] | None:
         """The whole answer to a gateway check, as ``(status line, headers, body)``;
         None when the request is for Django (another path, a redirect to HTTPS)."""
         path = environ.get("PATH_INFO", "")

@@ -32,7 +32,7 @@ from portal.cache.resp import (
     _INFO_FIELD,
     _INFO_REPLICATION,
     _INFO_SERVER,
-    LeanRedis,
+    RespClient,
     _encode,
     server_epoch,
 )
@@ -94,7 +94,7 @@ class RedisCache(django_redis.RedisCache):
         local = dict(options.pop("LOCAL_TIER", None) or {})
         super().__init__(server, {**params, "OPTIONS": options})
         self._class = RedisCacheClient  # Django sets its own in __init__
-        self._lean = LeanRedis.for_servers(self._servers, self._options)
+        self._resp = RespClient.for_servers(self._servers, self._options)
         # Writes of the gateway's keys are published whether or not this process keeps a
         # tier of its own: others may.
         self._purges = None  # (prefixes, channel, settle)
@@ -104,8 +104,8 @@ class RedisCache(django_redis.RedisCache):
             channel = self.make_key("purges").encode()
             self._purges = (tuple(local["prefixes"]), channel, local["settle"])
             self._shadow_seconds = local.pop("shadow", local["seconds"] + 5)
-            if keep and self._lean is not None:
-                self._tier = LocalTier.shared(self._lean, channel, **local)
+            if keep and self._resp is not None:
+                self._tier = LocalTier.shared(self._resp, channel, **local)
 
     # Every change of a key the local tiers may hold is published, whoever makes it, on
     # the same connection as the change itself (so both reach the same Redis).
@@ -130,8 +130,8 @@ class RedisCache(django_redis.RedisCache):
             made_key = functools.partial(_tied, epoch=server_epoch)
             return [_encode(*command) for command in (*writes(made_key), publish)]
 
-        if self._lean is not None:
-            replies = self._lean.execute(commands, errors=True)
+        if self._resp is not None:
+            replies = self._resp.execute(commands, errors=True)
         else:  # no lean client, no epoch: nothing of the gateway's is kept in Redis
             pipeline = self._cache.get_client(write=True).pipeline(transaction=False)
             pipeline.execute_command(*publish)
@@ -174,7 +174,7 @@ class RedisCache(django_redis.RedisCache):
         purge to publish: no tier holds a key that Redis does not)."""
         if not self._published(key):
             return super().add(key, value, timeout, version)
-        if self._lean is None:
+        if self._resp is None:
             return False
         made = self.make_and_validate_key(key, version=version)
         seconds = self.get_backend_timeout(timeout)
@@ -188,7 +188,7 @@ class RedisCache(django_redis.RedisCache):
                 return []
             return [_encode("SET", _tied(made, server_epoch), data, "NX", *expiry)]
 
-        replies = self._lean.execute(commands)
+        replies = self._resp.execute(commands)
         return bool(replies) and replies[0] is not None
 
     def get(self, key, default=None, version=None):
@@ -203,7 +203,7 @@ class RedisCache(django_redis.RedisCache):
             return super().get_many(keys, version)
         others = [key for key in keys if not self._published(key)]
         values = super().get_many(others) if others else {}
-        if self._lean is not None:
+        if self._resp is not None:
             values.update(self.read(tied)[0])
         return values
 
@@ -247,7 +247,7 @@ class RedisCache(django_redis.RedisCache):
         are answered from it, and values read from Redis for which ``keep_local(value)``
         is true are kept in it.
         """
-        if self._lean is None:
+        if self._resp is None:
             values = self.get_many(keys) if keys else {}  # the gateway's: none (no epoch)
             return values, None if counter is None else self._increment(*counter)
         local, entries = {}, None
@@ -284,7 +284,7 @@ class RedisCache(django_redis.RedisCache):
                 reads.extend(_encode("PTTL", name) for name in names)
             return [*commands, *reads]
 
-        replies = self._lean.execute(with_reads)
+        replies = self._resp.execute(with_reads)
         values = {}
         if keys:
             width = len(keys) + sum(tied)
@@ -314,13 +314,13 @@ class RedisCache(django_redis.RedisCache):
         purge marker early. Raises if Redis cannot be reached."""
         if self._purges is None:
             return []
-        if self._lean is None:
+        if self._resp is None:
             return [
                 "REDIS_URL names TLS, a Unix socket or several servers: the portal cannot tie "
                 "gateway entries to the Redis primary's lifetime there, so it keeps none in Redis "
                 "(every gateway check not answered locally asks the database)."
             ]
-        server, replication, memory = self._lean.execute(
+        server, replication, memory = self._resp.execute(
             [_INFO_SERVER, _INFO_REPLICATION, _encode("INFO", "memory")], errors=True
         )
         problems = []
@@ -341,11 +341,11 @@ class RedisCache(django_redis.RedisCache):
 
     def mark(self, key: str, timeout: int) -> bool:
         """``add(key, 1, timeout)`` in one lean round trip: whether the key was absent."""
-        if self._lean is None:
+        if self._resp is None:
             return self.add(key, 1, timeout)
         value = self._cache._serializer.dumps(1)
         command = _encode("SET", self.make_key(key), value, "EX", max(1, int(timeout)), "NX")
-        return self._lean.execute([command])[0] is not None
+        return self._resp.execute([command])[0] is not None
 
     def _increment(self, key: str, timeout: int, amount: int = 1) -> int:
         self.add(key, 0, timeout)

@@ -60,7 +60,7 @@ def server_epoch(server, replication) -> bytes | None:
     return run_id
 
 
-class LeanRedis:
+class RespClient:
     """Pipelined commands over one socket per process and thread (RESP2, hiredis).
 
     Any failure closes the socket and raises: the caller treats it as the cache being
@@ -80,7 +80,7 @@ class LeanRedis:
         self.local = threading.local()
 
     @classmethod
-    def for_servers(cls, servers: list[str], options: dict) -> "LeanRedis | None":
+    def for_servers(cls, servers: list[str], options: dict) -> "RespClient | None":
         from redis.connection import parse_url
 
         if hiredis is None or len(servers) != 1:

@@ -46,7 +46,7 @@ class LocalTier:
     def __init__(self, lean, channel: bytes, *, prefixes, seconds, trust, settle, ping):
         if not ping < trust < settle:
             raise ValueError("LOCAL_TIER needs ping < trust < settle.")
-        self.lean, self.channel, self.prefixes = lean, channel, tuple(prefixes)
+        self.resp, self.channel, self.prefixes = lean, channel, tuple(prefixes)
         self.seconds, self.trust, self.settle, self.ping = seconds, trust, settle, ping
         self.entries: dict = {}
         self.trusted_until = 0.0
@@ -113,15 +113,15 @@ class LocalTier:
             pause = 0.2 if self._subscribed else min(5.0, pause * 2)
 
     def _listen(self, token) -> None:
-        sock = socket.create_connection(self.lean.address, timeout=self.lean.connect_timeout)
+        sock = socket.create_connection(self.resp.address, timeout=self.resp.connect_timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             reader = hiredis.Reader()
             # AUTH, SELECT (harmless: channels span databases), a name for CLIENT LIST.
-            setup = [*self.lean.setup, _encode("CLIENT", "SETNAME", f"tp-purges-{os.getpid()}")]
+            setup = [*self.resp.setup, _encode("CLIENT", "SETNAME", f"tp-purges-{os.getpid()}")]
             self._subscribed = False
             sock.sendall(b"".join([*setup, _encode("SUBSCRIBE", self.channel)]))
-            sock.settimeout(self.lean.timeout or 1.0)
+            sock.settimeout(self.resp.timeout or 1.0)
             for index in range(len(setup) + 1):  # their OKs, then the subscription's
                 reply = _next_reply(sock, reader)
                 if isinstance(reply, Exception) and index != len(setup) - 1:

@@ -25,7 +25,7 @@ the application is the portal's (``tokens.fastpath.GatewayFastPath``):
 
 - a plain request for a gateway check path is read by ``portal.serving.reader`` (peeked
   first; anything else is left to gunicorn's parser, unread), and answered by the fast
-  path's ``answer`` (``handle_lean``);
+  path's ``answer`` (``handle_plain``);
 - a request for such a path that gunicorn parsed gets the same ``answer``
   (``handle_check``);
 
@@ -46,7 +46,7 @@ from gunicorn.http.body import LengthReader
 from gunicorn.http.message import TOKEN_RE
 from gunicorn.workers import sync
 
-from portal.serving import reader as lean_http
+from portal.serving import reader
 
 
 def body_consumed(req) -> bool:
@@ -149,35 +149,35 @@ class SyncWorker(sync.SyncWorker):
     def load_wsgi(self):
         super().load_wsgi()
         # The portal's application answers gateway checks whole (tokens.fastpath).
-        self.answers = getattr(self.wsgi, "answers", None)
-        self.lean = None
-        if self.answers is not None and lean_http.usable(self.cfg, self.log):
-            self.lean = lean_http.Reader(self.cfg, self.wsgi.paths)
+        self.takes = getattr(self.wsgi, "takes", None)
+        self.reader = None
+        if self.takes is not None and reader.usable(self.cfg, self.log):
+            self.reader = reader.Reader(self.cfg, self.wsgi.paths)
 
     def handle(self, listener, client, addr):
-        if self.lean is None or not self.handle_lean(listener, client, addr):
+        if self.reader is None or not self.handle_plain(listener, client, addr):
             super().handle(listener, client, addr)
 
-    def handle_lean(self, listener, client, addr) -> bool:
-        """Answer a plain gateway check read by ``lean_http`` (peeked: nothing is consumed
-        until the answer is ready); False, with nothing read, leaves the connection to
-        gunicorn's parser."""
+    def handle_plain(self, listener, client, addr) -> bool:
+        """Answer a plain gateway check read by ``portal.serving.reader`` (peeked: nothing
+        is consumed until the answer is ready); False, with nothing read, leaves the
+        connection to gunicorn's parser."""
         try:
-            data = client.recv(lean_http.PEEK, socket.MSG_PEEK)
-            request = self.lean.read(data)
+            data = client.recv(reader.PEEK, socket.MSG_PEEK)
+            request = self.reader.read(data)
             if request is None or not isinstance(addr, tuple):
                 return False
             server = listener.getsockname()
             if not isinstance(server, tuple):
                 return False
-            answer = self.wsgi.answer(self.lean.environ(request, client, addr, server))
+            answer = self.wsgi.complete_answer(self.reader.environ(request, client, addr, server))
             if answer is None:  # for Django after all (a redirect to HTTPS)
                 return False
             self.nr += 1
             if self.nr >= self.max_requests:
                 self.log.info("Autorestarting worker after current request.")
                 self.alive = False
-            lean_http.consume(client, request.size)
+            reader.consume(client, request.size)
             write_whole(client, request.method, request.version, *answer)
         except OSError as error:  # as gunicorn's handle: a client gone is no error
             if error.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
@@ -195,7 +195,7 @@ class SyncWorker(sync.SyncWorker):
         return True
 
     def handle_request(self, listener, req, client, addr):
-        if self.answers is not None and self.answers(req.path):
+        if self.takes is not None and self.takes(req.path):
             self.handle_check(listener, req, client, addr)
         else:
             super().handle_request(listener, req, client, addr)
@@ -218,7 +218,7 @@ class SyncWorker(sync.SyncWorker):
             if self.nr >= self.max_requests:
                 self.log.info("Autorestarting worker after current request.")
                 self.alive = False
-            answer = self.wsgi.answer(environ)
+            answer = self.wsgi.complete_answer(environ)
             respiter = None
             try:
                 if answer is not None:

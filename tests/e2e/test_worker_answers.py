@@ -113,15 +113,15 @@ def test_headers_are_kept_as_gunicorn_keeps_them():
 def test_the_worker_answers_only_the_check_paths():
     fastpath = GatewayFastPath(application=None)
     for path in ("/gateway/auth", "/gateway/auth/", "/oauth/introspect/", "/api/gateway/auth"):
-        assert fastpath.answers(path), path
+        assert fastpath.takes(path), path
     for path in ("/gateway/aut%68", "/oauth/introspect", "/tokens/", "/gateway/auth/x", ""):
-        assert not fastpath.answers(path), path
+        assert not fastpath.takes(path), path
 
 
 class _Worker(workers.SyncWorker):
     def __init__(self, app):  # no arbiter: only the dispatch is exercised
         self.wsgi = app
-        self.answers = getattr(app, "answers", None)
+        self.takes = getattr(app, "takes", None)
         self.cfg = types.SimpleNamespace(is_ssl=True)  # skip the close-at-once step
         self.calls = []
 
@@ -150,10 +150,10 @@ class _App:
     def __init__(self, answer):
         self.given, self._answer = [], answer
 
-    def answers(self, raw_path):
+    def takes(self, raw_path):
         return raw_path in self.paths
 
-    def answer(self, environ):
+    def complete_answer(self, environ):
         self.given.append(environ)
         return self._answer
 
@@ -170,9 +170,9 @@ def real_worker(app, **settings_):
 
 
 def test_the_worker_reads_plain_checks_where_gunicorn_would_do_nothing_more():
-    assert real_worker(GatewayFastPath(application=None)).lean is not None
-    assert real_worker(GatewayFastPath(application=None), accesslog="-").lean is None
-    assert real_worker(lambda environ, start_response: []).lean is None  # not the portal
+    assert real_worker(GatewayFastPath(application=None)).reader is not None
+    assert real_worker(GatewayFastPath(application=None), accesslog="-").reader is None
+    assert real_worker(lambda environ, start_response: []).reader is None  # not the portal
 
 
 PLAIN = b"GET /gateway/auth?x=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer tp_x\r\n\r\n"
@@ -248,7 +248,7 @@ def test_anything_else_is_left_unread_for_gunicorn(answer, request_bytes, unix, 
 )
 def test_an_answer_that_cannot_be_given_is_a_500(answer, monkeypatch):
     class Failing(_App):
-        def answer(self, environ):
+        def complete_answer(self, environ):
             if isinstance(self._answer, BaseException):
                 raise self._answer
             return self._answer

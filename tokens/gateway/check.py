@@ -72,10 +72,10 @@ def _resolve(digest: str, cached, at: float) -> TokenInfo | None:
     return loaded if isinstance(loaded, TokenInfo) else None
 
 
-_UNREAD = object()
+NOT_READ = object()
 
 
-def check_token(secret: str, *, at: float | None = None, record_use: bool = True, cached=_UNREAD):
+def check_token(secret: str, *, at: float | None = None, record_use: bool = True, cached=NOT_READ):
     """The active token whose secret is ``secret``, as ``TokenInfo``; None if inactive.
 
     Malformed secrets are refused without touching the cache or the database.
@@ -92,8 +92,8 @@ def check_digest(
     *,
     at: float | None = None,
     record_use: bool = True,
-    cached=_UNREAD,
-    version=_UNREAD,
+    cached=NOT_READ,
+    version=NOT_READ,
 ) -> TokenInfo | None:
     """``check_token`` of a well-formed secret, by its digest (for a caller that has
     checked the format and made the digest already). ``version`` is the catalogue's
@@ -107,17 +107,17 @@ def check_active(
     *,
     at: float | None = None,
     record_use: bool = True,
-    cached=_UNREAD,
-    version=_UNREAD,
+    cached=NOT_READ,
+    version=NOT_READ,
 ) -> tuple[TokenInfo, "Catalogue"] | None:
     """The active token of ``digest`` with the catalogue that names its app, APIs and
     plans; None if the token is unknown, revoked or expired, or its app is inactive."""
     at = now() if at is None else at
-    if cached is _UNREAD or version is _UNREAD:
+    if cached is NOT_READ or version is NOT_READ:
         token_key = cache.token_cache_key(digest)
         read = cache.read_many([token_key, cache.CATALOGUE_VERSION_KEY])
-        cached = read.get(token_key) if cached is _UNREAD else cached
-        version = read.get(cache.CATALOGUE_VERSION_KEY) if version is _UNREAD else version
+        cached = read.get(token_key) if cached is NOT_READ else cached
+        version = read.get(cache.CATALOGUE_VERSION_KEY) if version is NOT_READ else version
     info = _resolve(digest, cached, at)
     if info is None:
         return None
