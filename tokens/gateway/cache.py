@@ -17,12 +17,12 @@ import logging
 import time
 import uuid
 
-from django.conf import settings
 from django.core.cache import cache
 from django.db.models.signals import post_delete, post_save
 
 from portal import aftercommit
 from portal.cache.tier import settle_once
+from tokens.conf import setting
 from tokens.errors import TokenServiceError
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class CachePurgeFailed(TokenServiceError, RuntimeError):
     """The cache could not be told that a token changed; the change itself is committed."""
 
     def __init__(self, what: str):
-        seconds = settings.TOKEN_PORTAL["GATEWAY_CACHE_SECONDS"]
+        seconds = setting("GATEWAY_CACHE_SECONDS")
         super().__init__(
             f"The change is saved, but the gateways' shared cache could not be reached to "
             f"purge {what}: gateways may go on answering from it for up to {seconds} seconds."

@@ -16,11 +16,11 @@ import time
 import unicodedata
 from urllib.parse import unquote
 
-from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from portal.logs import security_log
+from tokens.conf import setting
 
 # The request-target's absolute form, as nginx's request line parser takes it: a scheme,
 # "://", a host name or an IP literal, an optional port; the path follows.
@@ -69,7 +69,7 @@ def original_uri(meta) -> str | None:
 @functools.cache  # read on every check; the settings object costs more than the check's path
 def _trusted_key() -> str | None:
     """The environ key of the trusted URI header; "" when either is read; None if unknown."""
-    trusted = settings.TOKEN_PORTAL.get("TRUSTED_URI_HEADER")
+    trusted = setting("TRUSTED_URI_HEADER")
     return _URI_HEADERS.get(trusted.lower()) if trusted else ""
 
 

@@ -11,11 +11,11 @@ import time
 from typing import NamedTuple
 from urllib.parse import unquote_plus
 
-from django.conf import settings
 from oauthlib.oauth2 import RequestValidator
 from oauthlib.oauth2.rfc6749 import errors
 
 from tokens import crypto, services
+from tokens.conf import setting
 from tokens.gateway import cache
 from tokens.gateway import check as gateway
 from tokens.gateway.catalogue import Catalogue
@@ -145,7 +145,7 @@ class PortalRequestValidator(RequestValidator):
         return issued.secret
 
     def token_lifetime(self, request) -> int:
-        return settings.TOKEN_PORTAL["OAUTH_TOKEN_LIFETIME"]
+        return setting("OAUTH_TOKEN_LIFETIME")
 
     def save_bearer_token(self, token, request, *args, **kwargs):
         pass  # saved by issue_token
@@ -205,9 +205,7 @@ class IntrospectionRequestValidator(PortalRequestValidator):
             return None
         client = ClientInfo(*row)
         if cached is None:
-            cache.populate(
-                key, client, settings.TOKEN_PORTAL["CLIENT_CACHE_SECONDS"], started=started
-            )
+            cache.populate(key, client, setting("CLIENT_CACHE_SECONDS"), started=started)
         return client
 
     def introspect_token(self, token, token_type_hint, request, *args, **kwargs):
