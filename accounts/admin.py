@@ -16,7 +16,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 from accounts import mfa
 from accounts.sessions import end_user_sessions
 from portal.logs import security_log
-from tokens.admin.tokens import CheckedListMixin
+from tokens.admin.mixins import CheckedListMixin
 
 User = get_user_model()
 

@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import AppFactory, PlanFactory, make_token
+from tokens.admin import revoke as revoke_admin
 from tokens.admin import tokens as tokens_admin
 from tokens.gateway.cache import token_cache_key
 from tokens.models import AccessToken, AuditAction, TokenOrigin
@@ -271,6 +272,22 @@ def test_the_revoke_page_of_an_oauth_token_offers_no_confirm_and_a_forged_post_i
     assert any("OAuth" in text for text in message_texts(response))
 
 
+@pytest.mark.parametrize("hidden", ["\x1b[2J", "\u202e", "\u200b"])
+def test_a_reason_with_hidden_characters_is_refused_as_in_the_portal(
+    support_client, mixed_tokens, hidden
+):
+    # The admin checks the reason with the portal's form: the same refusal, both ways in.
+    token = mixed_tokens["active"]
+    one = support_client.post(revoke_url(token), {"reason": f"leaked{hidden}"})
+    many = post_action(support_client, [token], post="yes", reason=f"leaked{hidden}")
+    for response in (one, many):
+        assert response.status_code == 200
+        assert "The reason contains control or invisible characters." in response.text
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert not token.events.filter(action=AuditAction.REVOKED).exists()
+
+
 def test_revoking_an_unknown_token_redirects_with_a_message(support_client):
     response = support_client.get(reverse("admin:tokens_accesstoken_revoke", args=[999999]))
     assert response.status_code == 302
@@ -382,7 +399,7 @@ def test_when_nothing_selected_can_be_revoked_there_is_nothing_to_confirm(
 
 
 def test_a_bulk_revoke_beyond_the_limit_is_refused(support_client, mixed_tokens, monkeypatch):
-    monkeypatch.setattr(tokens_admin, "MAX_BULK_REVOKE", 1)
+    monkeypatch.setattr(revoke_admin, "MAX_BULK_REVOKE", 1)
     response = post_action(
         support_client, [mixed_tokens["active"], mixed_tokens["active_too"]], post="yes", reason="x"
     )

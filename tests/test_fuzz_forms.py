@@ -11,7 +11,7 @@ from hypothesis import given
 from accounts.forms import OtpCodeForm
 from tests.factories import AppFactory, PlanFactory, SubscriptionFactory, make_token
 from tests.fuzzing import FUZZ, hostile_form_data
-from tokens.admin import tokens as token_admin
+from tokens.admin import revoke as revoke_admin
 from tokens.filters import TokenFilter
 from tokens.forms import (
     EXTRA_FIELD_NAME_MAX,
@@ -76,7 +76,7 @@ def test_token_edit_form(platform, data):
 @FUZZ
 @given(data=hostile_form_data({"reason": "leaked"}))
 def test_revoke_forms(platform, data):
-    for form in (RevokeForm(as_query(data)), token_admin.RevokeForm(as_query(data))):
+    for form in (RevokeForm(as_query(data)), revoke_admin.AdminRevokeForm(as_query(data))):
         if form.is_valid():
             assert len(form.cleaned_data["reason"]) <= 500
 
