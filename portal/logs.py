@@ -3,7 +3,8 @@
 - ``security_log(event, ...)``: one JSON log line per security event (OWASP logging
   vocabulary: ``authn_token_created``, ``authn_token_revoked``, ``authn_token_reuse``,
   ``authz_fail``, ``authn_login_fail``, …) with actor, token id and remote address.
-- ``JsonFormatter``: every log line as one JSON object.
+- ``JsonFormatter``: every log line as one JSON object (python-json-logger's, with the
+  portal's fields).
 - ``SecretMaskingFilter``: on the handlers, masks anything that looks like a token
   (``tpk_…``), a client secret (``tpcs_…``) or an ``Authorization`` credential in any
   record, its arguments and its traceback, whoever logged it.
@@ -13,7 +14,7 @@ The stdlib ``logging`` is imported absolutely; this module only shares its name.
 """
 
 import contextvars
-import json
+import copy
 import logging
 import os
 import re
@@ -21,6 +22,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from django.views.debug import ExceptionReporter, SafeExceptionReporterFilter
+from pythonjsonlogger import json as json_logger
 
 from portal import aftercommit
 
@@ -115,29 +117,57 @@ class SecretMaskingFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the event's fields."""
+class JsonFormatter(json_logger.JsonFormatter):
+    """One JSON object per line: time, level, logger, message, and the event's fields.
+
+    python-json-logger's formatter, told which fields to write: the record's
+    ``security`` fields, its ``status_code`` (as ``status``), traceback and stack. Any
+    other attribute a record carries (the request Django attaches to its own records,
+    with its query string) is left out: the masking filter does not look there.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("fmt", ["asctime", "levelname", "name", "message"])
+        kwargs.setdefault("rename_fields", _RENAMED)
+        kwargs.setdefault("json_default", str)
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__(*args, **kwargs)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        security = getattr(record, "security", None)
-        if isinstance(security, dict):
-            line.update(security)
-        status = getattr(record, "status_code", None)
-        if isinstance(status, int):
-            line.setdefault("status", status)
         if record.exc_info and not record.exc_text:
             record.exc_text = self.formatException(record.exc_info)
-        if record.exc_text:
-            line["exception"] = record.exc_text
-        if record.stack_info:
-            line["stack"] = record.stack_info
-        return json.dumps(line, ensure_ascii=False, default=str)
+        written = copy.copy(record)
+        # The traceback as text, as the masking filter left it: python-json-logger would
+        # format it afresh from exc_info, unmasked. A message is text, even a dict.
+        written.exc_info = None
+        if isinstance(written.msg, dict):
+            written.msg, written.args = written.getMessage(), None
+        return super().format(written)
+
+    def process_log_record(self, log_data: dict) -> dict:
+        line = {field: log_data[field] for field in ("time", "level", "logger", "message")}
+        security = log_data.get("security")
+        if isinstance(security, dict):
+            line.update(security)
+        status = log_data.get("status_code")
+        if isinstance(status, int):
+            line.setdefault("status", status)
+        for field in ("exception", "stack"):
+            if field in log_data:
+                line[field] = log_data[field]
+        return line
+
+
+_RENAMED = {
+    "asctime": "time",
+    "levelname": "level",
+    "name": "logger",
+    "exc_info": "exception",
+    "stack_info": "stack",
+}
 
 
 def _actor_label(actor) -> str | None:

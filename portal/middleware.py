@@ -3,14 +3,16 @@
 ``PortalSecurityMiddleware`` is the outermost middleware, so it also wraps the gateway's
 fast path and whitenoise. On the way in it takes the client address from a trusted
 proxy's ``X-Forwarded-For`` (only as many hops as ``TRUSTED_PROXY_COUNT`` says) and
-opens the security-log context; on the way out it adds the Content-Security-Policy,
-``Cache-Control: no-store`` on everything that is not a static file, and logs
+opens the security-log context; on the way out it adds ``Cache-Control: no-store`` on
+everything that is not a static file, the other hardening headers, and logs
 ``authz_fail`` for every 403 (forward-auth's own 403s, one per API request, are logged by
 the gateway at most once a minute per token instead).
 
-The CSP allows no inline script or style. Django admin's change list has one inline
-``<style>`` block (for changelists without actions); it is allowed by its SHA-256 hash,
-read from Django's own template, so the policy stays free of ``'unsafe-inline'``.
+The Content-Security-Policy is django-csp's (``ContentSecurityPolicyMiddleware``, the
+directives in ``settings.CONTENT_SECURITY_POLICY``). It allows no inline script or style.
+Django admin's change list has one inline ``<style>`` block (for changelists without
+actions); it is allowed by its SHA-256 hash, read from Django's own template, so the
+policy stays free of ``'unsafe-inline'``.
 """
 
 import base64
@@ -21,6 +23,8 @@ import logging
 import re
 from functools import cache
 
+from csp.middleware import CSPMiddleware, PolicyParts
+from csp.utils import build_policy
 from django.conf import settings
 from django.utils.cache import patch_cache_control
 from django.utils.functional import empty
@@ -53,25 +57,31 @@ def admin_inline_style_hashes() -> tuple[str, ...]:
     return tuple(hashes)
 
 
-@cache
+def _with_admin_styles(update: dict | None) -> dict:
+    """``update`` (a policy's additions) with admin's inline style hashes in ``style-src``."""
+    update = dict(update or {})
+    styles = update.get("style-src") or ()
+    styles = (styles,) if isinstance(styles, str) else tuple(styles)
+    update["style-src"] = (*styles, *admin_inline_style_hashes())
+    return update
+
+
 def content_security_policy() -> str:
-    style_src = " ".join(("'self'", *admin_inline_style_hashes()))
-    directives = {
-        "default-src": "'none'",
-        "script-src": "'self'",
-        "style-src": style_src,
-        # Bootstrap's CSS draws its form controls with data: SVG images; the MFA
-        # enrolment QR code is a data: SVG image too.
-        "img-src": "'self' data:",
-        "font-src": "'self'",
-        "connect-src": "'self'",
-        "manifest-src": "'self'",
-        "form-action": "'self'",
-        "frame-ancestors": "'none'",
-        "base-uri": "'none'",
-        "object-src": "'none'",
-    }
-    return "; ".join(f"{name} {value}" for name, value in directives.items())
+    """The policy of an answer that asks for no other: ``settings.CONTENT_SECURITY_POLICY``
+    with admin's inline style hashes."""
+    return build_policy(update=_with_admin_styles(None))
+
+
+class ContentSecurityPolicyMiddleware(CSPMiddleware):
+    """django-csp's middleware (``settings.CONTENT_SECURITY_POLICY``), adding the hashes of
+    Django admin's inline styles to ``style-src``. It sits in the outer middleware, before
+    the gateway's fast path, so that the fast path's answers carry the policy too."""
+
+    def get_policy_parts(self, request, response, report_only=False) -> PolicyParts:
+        parts = super().get_policy_parts(request, response, report_only)
+        if not report_only:
+            parts.update = _with_admin_styles(parts.update)
+        return parts
 
 
 def client_address(meta: dict, trusted_proxies: int) -> str:
@@ -143,9 +153,6 @@ class PortalSecurityMiddleware:
     def harden(request, response) -> None:
         if _is_static(request.path_info):
             return
-        if not (settings.DEBUG and response.status_code in (404, 500)):
-            # (Django's debug pages style themselves inline; in debug mode only.)
-            response.headers.setdefault("Content-Security-Policy", content_security_policy())
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", settings.SECURE_REFERRER_POLICY)

@@ -54,8 +54,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Outermost: client address, CSP, no-store and the security-log context on every answer.
+    # Outermost: client address, no-store and the security-log context on every answer.
     "portal.middleware.PortalSecurityMiddleware",
+    # The Content-Security-Policy (django-csp); before the fast path, whose answers carry it.
+    "portal.middleware.ContentSecurityPolicyMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Answers /gateway/auth and /oauth/introspect/ without the rest of the stack.
     "tokens.fastpath.GatewayFastPathMiddleware",
@@ -240,6 +242,25 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# No inline script or style (portal.middleware adds the hash of admin's one inline style).
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/" + STATIC_URL.lstrip("/"), "/favicon.ico"],
+    "DIRECTIVES": {
+        "default-src": ["'none'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # Bootstrap's CSS draws its form controls with data: SVG images; the MFA
+        # enrolment QR code is a data: SVG image too.
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    },
+}
 # Error reports and the debug page never show a secret (portal.logs).
 DEFAULT_EXCEPTION_REPORTER_FILTER = "portal.logs.SecretSafeExceptionReporterFilter"
 DEFAULT_EXCEPTION_REPORTER = "portal.logs.SecretSafeExceptionReporter"
