@@ -5,9 +5,11 @@ over processes is counted once. Limits live in ``settings.TOKEN_PORTAL["RATE_LIM
 as ``{scope: "N/s" | "N/m" | "N/h"}``; a missing or empty limit means no limit.
 
 Two kinds of limit: request rates (``retry_after``, ``count``: per client address at
-the token and revocation endpoints, per client at introspection), and the budget of
-failed client authentications (``FAILURES``: per address and per client), which a
-client that authenticates correctly never uses up (docs/gateway.md, "Rate limits").
+the token and revocation endpoints; per client at introspection, counted only once the
+client authenticated, ``add`` and ``due``), and the budget of failed client
+authentications (``FAILURES``: per address and per client), which a client that
+authenticates correctly never uses up and is never stopped by (docs/gateway.md, "Rate
+limits").
 """
 
 import collections
@@ -102,11 +104,7 @@ def take(current: Window) -> int:
     if batch == 1:
         return 1  # counted exactly, nothing kept here
     with _tally_lock:
-        entry = _tally.get(current.key)
-        if entry is None:
-            while len(_tally) >= _TALLY_MAX:
-                _tally.popitem(last=False)
-            entry = _tally[current.key] = [0, 0]
+        entry = _entry(current.key)
         entry[0] += 1
         if entry[0] < batch:
             return 0
@@ -114,11 +112,56 @@ def take(current: Window) -> int:
         return due
 
 
+def _entry(key: str) -> list:
+    """This process's tally of the window ``key`` (made if new); hold ``_tally_lock``."""
+    entry = _tally.get(key)
+    if entry is None:
+        while len(_tally) >= _TALLY_MAX:
+            _tally.popitem(last=False)
+        entry = _tally[key] = [0, 0]
+    return entry
+
+
+def add(current: Window, *, now: bool = False) -> int | None:
+    """Count one request in this process and return the window's count with it (None:
+    the cache is down).
+
+    For a request counted only after a round trip it needed anyway (introspection's,
+    once the client has authenticated): a full batch goes to the shared counter with the
+    next request's round trip (``due``). Small limits (a batch of one) are counted
+    exactly, at once, in a round trip of their own; so is any batch when ``now``.
+    """
+    with _tally_lock:
+        entry = _entry(current.key)
+        entry[0] += 1
+        counted = entry[1] + entry[0]
+    if not now and batch_size(current) > 1:
+        return counted
+    amount = due(current)
+    if not amount:
+        return counted
+    try:
+        return estimate(current, cache.count(current.key, current.period + 1, amount))
+    except Exception as error:
+        untake(current, amount)
+        logger.warning("Rate limit not applied, cache unreachable: %r", error)
+        return None
+
+
+def due(current: Window) -> int:
+    """How many requests ``add`` counted here to add to the shared counter in this round
+    trip: all of them once they make a batch, else 0."""
+    with _tally_lock:
+        entry = _tally.get(current.key)
+        if entry is None or entry[0] < batch_size(current):
+            return 0
+        amount, entry[0] = entry[0], 0
+        return amount
+
+
 def untake(current: Window, due: int) -> None:
     """``due`` requests that could not be added to the shared counter: kept for the next
     batch."""
-    if batch_size(current) == 1:
-        return
     with _tally_lock:
         entry = _tally.get(current.key)
         if entry is not None:
@@ -169,7 +212,7 @@ def retry_after(scope: str, client: str) -> int | None:
 
 FAILURES = "client_auth"  # the scope: failures per client address, and per client_id
 # A correct authentication makes its (client, address) pair "known" for this long: while
-# the address or the client is over its failure budget, a known pair is still let in.
+# its address is over its failure budget, a known pair is still let in.
 KNOWN_SECONDS = 3600
 _KNOWN_REFRESH = 600  # a process renews a pair's mark in the cache at most this often
 _MEMO_MAX = 10_000
@@ -180,13 +223,17 @@ _known: dict[tuple[str, str], float] = {}
 _monotonic = time.monotonic
 
 
-def _failure_windows(remote_addr: str, client_id: str | None) -> list[Window]:
-    """The failure windows a request counts in: its address's, and its client's if it
-    names one. Empty when failures have no limit."""
-    subjects = [f"address:{remote_addr}"]
+def _failure_windows(remote_addr: str, client_id: str | None) -> dict[str, Window]:
+    """The failure windows a request counts in, by budget: ``"address"``, and ``"client"``
+    if it names one. Empty when failures have no limit."""
+    subjects = {"address": f"address:{remote_addr}"}
     if client_id:
-        subjects.append(f"client:{client_id}")
-    return [current for who in subjects if (current := window(FAILURES, who)) is not None]
+        subjects["client"] = f"client:{client_id}"
+    return {
+        budget: current
+        for budget, who in subjects.items()
+        if (current := window(FAILURES, who)) is not None
+    }
 
 
 def _known_key(client_id: str, remote_addr: str) -> str:
@@ -209,7 +256,21 @@ class Lock(NamedTuple):
     """A request's address or client is over its failure budget."""
 
     wait: int  # seconds, for Retry-After
+    address: bool  # the address is over its budget
+    client: bool  # the client is over its budget
     known: bool  # the pair (client, address) authenticated correctly lately
+
+    @property
+    def unchecked(self) -> bool:
+        """Refused before its credentials are checked: its address failed its budget and
+        the pair is not known. (An address that fails is the attacker's; a client's
+        name is anyone's to fail in, so the client's budget refuses wrong secrets only.)
+        """
+        return self.address and not self.known
+
+    def over(self, budget: str) -> bool:
+        """Whether the request's ``"address"`` or ``"client"`` budget is used up."""
+        return self.address if budget == "address" else self.client
 
 
 def lock(remote_addr: str, client_id: str | None) -> Lock | None:
@@ -217,15 +278,16 @@ def lock(remote_addr: str, client_id: str | None) -> Lock | None:
     asked before any credential is checked. One cache round trip; a cache outage lets
     the request through (logged).
 
-    A locked request is refused before its credentials are checked, unless its pair
-    (client, address) authenticated correctly in the last ``KNOWN_SECONDS``: an
-    attacker cannot lock a working gateway out by failing in its name. A known pair's
-    credentials are checked; only wrong ones are refused.
+    Over the address's budget, a request is refused before its credentials are checked
+    (``Lock.unchecked``), unless its pair (client, address) authenticated correctly in
+    the last ``KNOWN_SECONDS``. Over the client's budget alone, its credentials are
+    checked: a right secret is answered (a new instance of a gateway, from an address
+    of its own, is not kept out by failures in its name), a wrong one refused.
     """
     windows = _failure_windows(remote_addr, client_id)
     if not windows:
         return None
-    keys = [current.key for current in windows]
+    keys = [current.key for current in windows.values()]
     known = _known_key(client_id, remote_addr) if client_id else None
     try:
         values = django_cache.get_many(keys + [known] if known else keys)
@@ -233,17 +295,28 @@ def lock(remote_addr: str, client_id: str | None) -> Lock | None:
         logger.warning("Failure limit not applied, cache unreachable: %r", error)
         return None
     # Locked once the budget is used up: the next failure would be one too many.
-    waits = [current.retry_after(int(values.get(current.key) or 0) + 1) for current in windows]
-    waits = [wait for wait in waits if wait is not None]
+    waits = {
+        budget: wait
+        for budget, current in windows.items()
+        if (wait := current.retry_after(int(values.get(current.key) or 0) + 1)) is not None
+    }
     if not waits:
         return None
-    return Lock(max(waits), bool(known and values.get(known)))
+    return Lock(
+        max(waits.values()),
+        address="address" in waits,
+        client="client" in waits,
+        known=bool(known and values.get(known)),
+    )
 
 
-def record_failure(remote_addr: str, client_id: str | None) -> None:
+def record_failure(remote_addr: str, client_id: str | None, locked: Lock | None = None) -> None:
     """Count a failed client authentication against its address and its client, exactly
-    (failures are rare: one cache round trip each)."""
-    for current in _failure_windows(remote_addr, client_id):
+    (failures are rare: one cache round trip each); under a lock, only against the
+    budgets not yet used up."""
+    for budget, current in _failure_windows(remote_addr, client_id).items():
+        if locked is not None and locked.over(budget):
+            continue
         try:
             cache.count(current.key, current.period + 1)
         except Exception as error:

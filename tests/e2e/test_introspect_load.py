@@ -1,10 +1,13 @@
 """Gateways hammering introspection from one address are never throttled by their load,
-while a client failing to authenticate from that same address is stopped at its budget.
+while a client failing to authenticate from that same address is stopped at its budget;
+and failures in a gateway's name, from many addresses, neither use up its introspection
+budget nor keep its new instances out.
 
-A real gunicorn (two workers) on PostgreSQL and Redis. Introspection is limited per
-client (here 400 an hour, each gateway stays below it), failed client authentications
-per address and per client (here 5 an hour). Counted per address, as before, the
-gateways' 900 requests would have met a budget of 400.
+A real gunicorn (two workers) on PostgreSQL and Redis, behind a trusted proxy (the test
+names the client address in ``X-Forwarded-For``). Introspection is limited per client
+(here 400 an hour, each gateway stays below it), failed client authentications per
+address and per client (here 5 an hour). Counted per address, as before, the gateways'
+900 requests would have met a budget of 400.
 """
 
 import os
@@ -59,6 +62,7 @@ def portal():
         DJANGO_CACHE_PREFIX=prefix,
         TOKEN_PORTAL_RATE_LIMIT_INTROSPECT="400/h",
         TOKEN_PORTAL_RATE_LIMIT_CLIENT_AUTH_FAILURES=f"{FAILURE_BUDGET}/h",
+        TOKEN_PORTAL_TRUSTED_PROXY_COUNT="1",
     )
     try:
         servers.manage("migrate", "--no-input", env=env)
@@ -70,6 +74,7 @@ def portal():
             "latecomer": servers.manage(
                 "create_app", "--name", "Late edge", "--can-introspect", env=env
             ),
+            "fleet": servers.manage("create_app", "--name", "Fleet", "--can-introspect", env=env),
         }
         for number in range(GATEWAYS):
             apps[f"gateway{number}"] = servers.manage(
@@ -89,13 +94,22 @@ def portal():
         _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def introspect(session, base_url, client_id, client_secret, token):
+def introspect(session, base_url, client_id, client_secret, token, address=None):
     return session.post(
         base_url + "/oauth/introspect/",
         data={"token": token},
         auth=(client_id, client_secret),
+        headers={"X-Forwarded-For": address} if address else {},
         timeout=10,
     )
+
+
+def _token(base_url, apps) -> str:
+    payer = apps["payer"]
+    with OAuth2Session(payer["client_id"], payer["client_secret"]) as session:
+        return session.fetch_token(base_url + "/oauth/token/", grant_type="client_credentials")[
+            "access_token"
+        ]
 
 
 def test_gateways_behind_one_address_are_never_refused_while_a_failing_client_is(portal):
@@ -159,3 +173,47 @@ def test_gateways_behind_one_address_are_never_refused_while_a_failing_client_is
             requests, base_url, gateway["client_id"], gateway["client_secret"], token
         )
         assert answer.status_code == 200
+
+
+def test_failures_in_a_gateways_name_neither_spend_its_budget_nor_keep_it_out(portal):
+    """450 wrong secrets naming the gateway, one from each of 450 addresses (more than its
+    introspection budget of 400, each address within its failure budget), across both
+    workers: then three instances of it, each from an address it never used, introspect
+    300 times between them, all answered."""
+    base_url, apps = portal
+    token = _token(base_url, apps)
+    fleet = apps["fleet"]
+    attackers = [f"10.20.{n // 250}.{n % 250}" for n in range(450)]
+
+    def attack(thread: int) -> list[int]:
+        with requests.Session() as session:
+            return [
+                introspect(
+                    session, base_url, fleet["client_id"], "tpcs_wrong", token, address
+                ).status_code
+                for address in attackers[thread::THREADS]
+            ]
+
+    def instance(number: int) -> list[tuple[int, bool | None]]:
+        address = f"10.30.0.{number}"
+        with requests.Session() as session:
+            answers = [
+                introspect(
+                    session, base_url, fleet["client_id"], fleet["client_secret"], token, address
+                )
+                for _ in range(100)
+            ]
+        return [(a.status_code, a.json().get("active")) for a in answers]
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        attack_statuses = [
+            s for f in [pool.submit(attack, t) for t in range(THREADS)] for s in f.result()
+        ]
+    with ThreadPoolExecutor(3) as pool:
+        answers = [a for f in [pool.submit(instance, n) for n in range(3)] for a in f.result()]
+    wrong = introspect(requests, base_url, fleet["client_id"], "tpcs_wrong", token, "10.30.1.1")
+
+    assert set(attack_statuses) == {401, 429}
+    assert attack_statuses.count(401) >= FAILURE_BUDGET  # then the client's budget is used up
+    assert answers == [(200, True)] * 300
+    assert wrong.status_code == 429 and int(wrong.headers["Retry-After"]) >= 1

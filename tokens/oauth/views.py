@@ -204,12 +204,15 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
     ``raw=True`` to have introspection's everyday answer as a ``RawAnswer``).
 
     Every POST to the token and revocation endpoints is counted once against the
-    endpoint's rate limit per client address, before anything else is answered; every
-    introspection naming a client is counted against that client's limit, the everyday
-    one in the same cache round trip that reads the client and the token. A request
-    whose address or client is over its budget of failed client authentications is
-    refused before its credentials are checked (``ratelimit.lock``), and a failed
-    authentication (a 401) is counted against both.
+    endpoint's rate limit per client address, before anything else is answered. An
+    introspection is counted against its client's limit once the client has
+    authenticated, never before: requests naming a client they cannot authenticate as
+    do not use its budget (the everyday one's count goes to the cache with a later
+    request's round trip, ``_introspect_lean``). A request whose address is over its
+    budget of failed client authentications is refused before its credentials are
+    checked, unless its pair (client, address) is known; one whose client is over its
+    budget is checked, and refused only if wrong (``ratelimit.lock``). A failed
+    authentication (a 401) is counted against both budgets, or those not yet used up.
     """
     if request.method != "POST":
         response = error_response(405, "invalid_request", "Only POST is allowed.")
@@ -225,24 +228,20 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
     client_id = credentials[0] if credentials is not None else None
     lean = None
     if endpoint is INTROSPECT:
-        # Metered per client: a gateway fleet behind one address is one busy client.
-        window = ratelimit.window(endpoint.name, client_id) if client_id else None
         if credentials is not None:
-            lean = _introspect_lean(params, credentials, remote_addr, window)
-    else:
-        window = ratelimit.window(endpoint.name, remote_addr)
-    counted = lean.count if lean is not None else ratelimit.count(window)
-    wait = window.retry_after(counted) if window is not None else None
-    if wait is not None:
+            lean = _introspect_lean(params, credentials, remote_addr)
+    elif (wait := ratelimit.retry_after(endpoint.name, remote_addr)) is not None:
         return _rate_limited(wait)
     if bad is not None:
         return error_response(bad.status, "invalid_request", bad.description)
-    if lean is not None and lean.body is not None:
+    if lean is not None:
+        if lean.wait is not None:
+            return _rate_limited(lean.wait)
         if raw:
             return RawAnswer(200, INTROSPECTION_HEADERS, lean.body)
         return _oauthlib_response({"Content-Type": "application/json"}, lean.body.decode(), 200)
     lock = ratelimit.lock(remote_addr, client_id)
-    if lock is not None and not lock.known:
+    if lock is not None and lock.unchecked:
         return _rate_limited(lock.wait)
     headers = {REMOTE_ADDR_HEADER: remote_addr}
     if authorization:
@@ -263,11 +262,18 @@ def handle(request, endpoint: Endpoint, *, raw: bool = False) -> HttpResponse | 
         response["Retry-After"] = "1"
         return response
     if response.status_code == 401:  # missing, unknown or wrong client credentials
-        if lock is not None:  # a known pair, over the budget: a wrong secret is refused
+        ratelimit.record_failure(remote_addr, client_id, lock)
+        if lock is not None:  # checked over a budget: a wrong secret is refused
             return _rate_limited(lock.wait)
-        ratelimit.record_failure(remote_addr, client_id)
     elif response.status_code == 200 and client_id:
         ratelimit.record_success(remote_addr, client_id)
+        if endpoint is INTROSPECT:
+            # Metered per client once it authenticated: a gateway fleet behind one
+            # address is one busy client, and no one else can use up its budget.
+            window = ratelimit.window(endpoint.name, client_id)
+            wait = window and window.retry_after(ratelimit.add(window, now=True))
+            if wait is not None:
+                return _rate_limited(wait)
     return response
 
 
@@ -297,17 +303,14 @@ class _Credentials:
 
 
 class _Lean(NamedTuple):
-    count: int | None  # the rate-limit count, made in the same round trip as the reads
-    body: bytes | None  # the JSON answer; None: oauthlib answers
+    wait: int | None  # over the client's rate limit: seconds, for Retry-After
+    body: bytes | None  # else the JSON answer
 
 
 def _introspect_lean(
-    params: dict[str, str],
-    credentials: tuple[str, str],
-    remote_addr: str,
-    window: ratelimit.Window | None,
+    params: dict[str, str], credentials: tuple[str, str], remote_addr: str
 ) -> _Lean | None:
-    """RFC 7662's everyday request answered without oauthlib (or None before any I/O).
+    """RFC 7662's everyday request answered without oauthlib (None: oauthlib answers).
 
     Gateways introspect on every API request; oauthlib's request object and endpoint
     machinery cost about as much as the rest of the answer together (bench/RESULTS.md).
@@ -317,6 +320,13 @@ def _introspect_lean(
     missing token, bad or missing credentials, two authentication methods, a client
     without the right — goes to oauthlib, which answers with the standard error.
     ``token_type_hint`` is ignored by both (every hint is supported).
+
+    The request is counted against its client's rate limit once the client has
+    authenticated (``ratelimit.add``); a full batch of such counts goes to the cache in
+    the round trip of the next request, which reads the client and the token anyway
+    (``ratelimit.due``). So a request that cannot authenticate uses up no one's budget,
+    and counting costs no round trip of its own (but for limits under 200 a window,
+    counted exactly: a round trip per request).
     """
     secret = params.get("token")
     if not secret:
@@ -332,24 +342,28 @@ def _introspect_lean(
         keys.extend((token_key, cache.CATALOGUE_VERSION_KEY))
     else:
         token_key = None
-    # The rate-limit count, the client and the token: one round trip at most (the count
-    # goes to the cache once a batch of it is full; the reads may be answered locally).
-    due = 0 if window is None else ratelimit.take(window)
+    # The client, the token and the earlier requests' counts: one round trip at most
+    # (the counts go to the cache once they make a batch; the reads may be answered
+    # locally). Metered per client: a gateway fleet behind one address is one client.
+    window = ratelimit.window(INTROSPECT.name, client_id)
+    due = 0 if window is None else ratelimit.due(window)
     counter = (window.key, window.period + 1, due) if due else None
     counted, cached = cache.count_and_read(counter, keys)
-    if window is not None and (due == 0 or counted is not None):
-        counted = ratelimit.estimate(window, counted)
-    elif due:  # the cache is down: the batch waits for the next round trip
+    if due and counted is None:  # the cache is down: the batch waits for the next one
         ratelimit.untake(window, due)
-    if window is not None and window.retry_after(counted) is not None:
-        return _Lean(counted, None)  # refused before any other work
+    elif due:
+        ratelimit.estimate(window, counted)  # the shared count, as now seen
     try:
         client = _introspect_validator.authenticated_client(
             client_id, client_secret, cached=cached.get(client_key)
         )
         if client is None or not client.can_introspect:
-            return _Lean(counted, None)
+            return None
         ratelimit.record_success(remote_addr, client_id)
+        if window is not None:
+            wait = window.retry_after(ratelimit.add(window))
+            if wait is not None:
+                return _Lean(wait, None)
         info = None
         if digest is not None:
             info = gateway.check_active(
@@ -358,8 +372,8 @@ def _introspect_lean(
                 version=cached.get(cache.CATALOGUE_VERSION_KEY),
             )
     except DatabaseError:
-        return _Lean(counted, None)  # oauthlib's path answers (503 if the database stays down)
-    return _Lean(counted, _INACTIVE_BODY if info is None else _active_body(digest, info))
+        return None  # oauthlib's path answers (503 if the database stays down)
+    return _Lean(None, _INACTIVE_BODY if info is None else _active_body(digest, info))
 
 
 _INACTIVE_BODY = json.dumps({"active": False}).encode()
