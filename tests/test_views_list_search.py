@@ -147,11 +147,11 @@ def test_search_finds_the_same_rows_as_a_plain_scan(owners, query, expected):
 
 
 def test_a_common_text_is_searched_without_the_index_and_finds_the_same_rows(owners, monkeypatch):
-    from tokens import models
+    from tokens import search
     from tokens.models import AccessToken
 
     rare = _owners(AccessToken.objects.search("ana.souza"))
-    monkeypatch.setattr(models, "SEARCH_CANDIDATES_LIMIT", 1)
+    monkeypatch.setattr(search, "SEARCH_CANDIDATES_LIMIT", 1)
 
     assert _owners(AccessToken.objects.search("ana.souza")) == rare
     assert rare == sorted(["ana.souza@acme.example #42424", "ana.souza@acme.example #4242"])
@@ -222,7 +222,8 @@ def test_on_sqlite_a_rare_text_is_read_through_the_trigram_index(owners):
 def test_tokens_loaded_in_bulk_with_the_index_paused_are_found():
     from django.db import connection, transaction
 
-    from tokens.models import AccessToken, search_index_paused
+    from tokens.models import AccessToken
+    from tokens.search import search_index_paused
 
     make_token(owner="before the load")
     with transaction.atomic(), search_index_paused(connection):
@@ -237,9 +238,9 @@ def test_tokens_loaded_in_bulk_with_the_index_paused_are_found():
 def test_a_search_counts_exactly_only_up_to_its_own_smaller_limit(portal_admin_client, monkeypatch):
     from django.db import connection
 
-    from tokens import views
+    from tokens.views import listing
 
-    monkeypatch.setattr(views, "SEARCH_EXACT_COUNT_LIMIT", 2)
+    monkeypatch.setattr(listing, "SEARCH_EXACT_COUNT_LIMIT", 2)
     app = AppFactory()
     for number in range(4):
         make_token(app=app, owner=f"common owner {number}")

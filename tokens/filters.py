@@ -3,14 +3,13 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_filters.fields import ModelMultipleChoiceField
 from django_filters.widgets import DateRangeWidget
 
-from tokens.models import AccessToken, Api, App, Plan, TokenApi, TokenOrigin, TokenStatus
+from tokens.models import AccessToken, Api, App, Plan, TokenOrigin, TokenStatus
 
 _MAX_ID = 2**63 - 1
 
@@ -183,7 +182,7 @@ class TokenFilter(django_filters.FilterSet):
         fields = ["q", "api", "app", "status", "origin", "plan", "created", "expires"]
 
     def filter_search(self, queryset, name, value):
-        # As long as the search box's POST keeps (tokens.views): a longer text matches
+        # As long as the search box's POST keeps (tokens.views.listing): a longer text matches
         # nothing more, and SQLite refuses LIKE patterns beyond 50,000 bytes.
         return queryset.search(value[:500])
 
@@ -191,13 +190,10 @@ class TokenFilter(django_filters.FilterSet):
         return queryset.with_status(value)
 
     def filter_api(self, queryset, name, value):
-        if not value:
-            return queryset
-        # EXISTS, not a join: a token linked to two chosen APIs is listed once.
-        return queryset.filter(Exists(TokenApi.objects.filter(token=OuterRef("pk"), api__in=value)))
+        return queryset.with_api(value) if value else queryset
 
     def filter_plan(self, queryset, name, value):
-        return queryset.filter(Exists(TokenApi.objects.filter(token=OuterRef("pk"), plan=value)))
+        return queryset.with_plan([value])
 
     @property
     def advanced_active(self) -> bool:

@@ -34,6 +34,19 @@ def _clean_text(value: str, *, label: str, allow: str = "\t", secrets_ok: bool =
     return value
 
 
+class OwnerField(forms.CharField):
+    """A token's owner: required, trimmed, with no hidden characters or pasted secret."""
+
+    def __init__(self, **kwargs):
+        super().__init__(label="Owner", max_length=OWNER_MAX, **kwargs)
+
+    def clean(self, value):
+        owner = _clean_text(super().clean(value), label="The owner")
+        if not owner:
+            raise ValidationError("The owner is required.", code="required")
+        return owner
+
+
 class ExtraFieldForm(forms.Form):
     name = forms.CharField(label="Name", max_length=EXTRA_FIELD_NAME_MAX, required=False)
     value = forms.CharField(label="Value", max_length=EXTRA_FIELD_VALUE_MAX, required=False)
@@ -150,33 +163,21 @@ class TokenEditForm(forms.Form):
     ``version`` is the token version the form was opened on (optimistic locking).
     """
 
-    owner = forms.CharField(label="Owner", max_length=OWNER_MAX)
+    owner = OwnerField()
     version = forms.IntegerField(widget=forms.HiddenInput, min_value=1)
-
-    def clean_owner(self):
-        owner = _clean_text(self.cleaned_data["owner"], label="The owner")
-        if not owner:
-            raise ValidationError("The owner is required.", code="required")
-        return owner
 
 
 class TokenCreateForm(forms.Form):
     app = forms.ModelChoiceField(
         label="App", queryset=App.objects.filter(is_active=True), empty_label="Choose an app"
     )
-    owner = forms.CharField(label="Owner", max_length=OWNER_MAX)
+    owner = OwnerField()
     expires_on = forms.DateField(
         label="Expires",
         required=False,
         help_text="Optional. The token stops working at the end of this day (UTC).",
         widget=forms.DateInput(attrs={"type": "date"}),
     )
-
-    def clean_owner(self):
-        owner = _clean_text(self.cleaned_data["owner"], label="The owner")
-        if not owner:
-            raise ValidationError("The owner is required.", code="required")
-        return owner
 
     def clean_expires_on(self):
         day = self.cleaned_data.get("expires_on")

@@ -1,14 +1,14 @@
 from django.urls import path
 
-from tokens import views
+from tokens.views import create, detail, edit, listing, revoke
 
 app_name = "tokens"
 
 urlpatterns = [
-    path("", views.TokenListView.as_view(), name="list"),
-    path("new/", views.TokenCreateView.as_view(), name="create"),
-    path("<uuid:public_id>/", views.TokenDetailView.as_view(), name="detail"),
-    path("<uuid:public_id>/edit/", views.TokenEditView.as_view(), name="edit"),
-    path("<uuid:public_id>/revoke/", views.TokenRevokeView.as_view(), name="revoke"),
-    path("<uuid:public_id>/history/", views.TokenHistoryView.as_view(), name="history"),
+    path("", listing.TokenListView.as_view(), name="list"),
+    path("new/", create.TokenCreateView.as_view(), name="create"),
+    path("<uuid:public_id>/", detail.TokenDetailView.as_view(), name="detail"),
+    path("<uuid:public_id>/edit/", edit.TokenEditView.as_view(), name="edit"),
+    path("<uuid:public_id>/revoke/", revoke.TokenRevokeView.as_view(), name="revoke"),
+    path("<uuid:public_id>/history/", detail.TokenHistoryView.as_view(), name="history"),
 ]

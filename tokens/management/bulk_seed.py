@@ -11,7 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from tokens.management.demo_data import OWNERS
-from tokens.models import AccessToken, App, AuditEvent, TokenApi, search_index_paused
+from tokens.models import AccessToken, App, AuditEvent, TokenApi
+from tokens.search import search_index_paused
 
 
 def bulk_tokens(target: int, *, say, batch: int = 250_000) -> None:

@@ -1,15 +1,13 @@
-"""Every write to tokens goes through here: views, admin, OAuth endpoints and commands.
+"""A token's life through the portal's rules: created, edited, revoked.
 
 Each service runs in one transaction and writes the audit event of what it did.
 """
 
-import logging
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -30,8 +28,6 @@ from tokens.models import (
     TokenStatus,
 )
 
-logger = logging.getLogger(__name__)
-
 Actor = AbstractBaseUser | App
 
 
@@ -50,6 +46,14 @@ class StaleTokenEdit(TokenServiceError):
 class RevokeChannel:
     PORTAL = "portal"  # the portal's REVOKE and Django admin: portal-issued tokens only
     OAUTH = "oauth"  # RFC 7009 revocation by the client the token was issued to
+
+
+# What the portal channel says when it refuses a revoke (AccessToken.portal_revoke_refusal).
+_REVOKE_REFUSED = {
+    TokenOrigin.OAUTH: "This token was issued by the OAuth flow; only its client can revoke "
+    "it, through the revocation endpoint (RFC 7009).",
+    TokenStatus.EXPIRED: "This token has expired; it no longer needs revoking.",
+}
 
 
 @dataclass(frozen=True)
@@ -100,7 +104,16 @@ def _record(*, token, action, actor, changes, remote_addr) -> AuditEvent:
     )
 
 
-def _check_one_plan_per_api(plans: Sequence[Plan]) -> None:
+def _record_change(*, token, action, actor, changes, remote_addr, event: str, **fields) -> None:
+    """The end of every change to an existing token: its audit event, the purge of the
+    gateways' cache once the transaction commits, and the security log line (written
+    once it commits too, with ``fields``)."""
+    _record(token=token, action=action, actor=actor, changes=changes, remote_addr=remote_addr)
+    cache.purge_token_after_commit(token.digest)
+    security_log(event, actor=actor, token=token, remote_addr=remote_addr, **fields, on_commit=True)
+
+
+def check_one_plan_per_api(plans: Sequence[Plan]) -> None:
     api_ids = [plan.api_id for plan in plans]
     if len(api_ids) != len(set(api_ids)):
         raise TokenServiceError("A token can have only one plan per API.")
@@ -120,7 +133,7 @@ def token_create(
     remote_addr: str | None = None,
 ) -> IssuedToken:
     plans = list(plans)
-    _check_one_plan_per_api(plans)
+    check_one_plan_per_api(plans)
     if expires_at is not None and expires_at <= timezone.now():
         raise TokenServiceError("The expiry must be in the future.")
     secret = crypto.generate_token()
@@ -222,7 +235,7 @@ def token_update(
             f"This token is {locked.status.label.lower()} and can no longer be edited."
         )
     plans = list(plans)
-    _check_one_plan_per_api(plans)
+    check_one_plan_per_api(plans)
     new_extra = _normalise_extra_fields(extra_fields)
     links = {link.api_id: link for link in locked.api_links.select_related("api", "plan")}
     old_plans = [link.plan for link in links.values()]
@@ -255,21 +268,14 @@ def token_update(
     locked.version = F("version") + 1
     locked.save(update_fields=["owner", "extra_fields", "version"])
     locked.refresh_from_db(fields=["version"])
-    _record(
+    _record_change(
         token=locked,
         action=AuditAction.EDITED,
         actor=actor,
         changes=changes,
         remote_addr=remote_addr,
-    )
-    cache.purge_token_after_commit(locked.digest)
-    security_log(
-        "authn_token_updated",
-        actor=actor,
-        token=locked,
-        remote_addr=remote_addr,
+        event="authn_token_updated",
         fields=sorted(changes),
-        on_commit=True,
     )
     token.owner, token.extra_fields, token.version = locked.owner, new_extra, locked.version
     return True
@@ -290,14 +296,9 @@ def token_revoke(
     portal channel only active tokens of origin ``portal`` may be revoked; OAuth-issued
     tokens are revoked by their client through RFC 7009.
     """
-    if channel == RevokeChannel.PORTAL and token.origin != TokenOrigin.PORTAL:
-        raise TokenNotRevocable(
-            "This token was issued by the OAuth flow; only its client can revoke it, "
-            "through the revocation endpoint (RFC 7009)."
-        )
     now = timezone.now()
-    if channel == RevokeChannel.PORTAL and token.status_at(now) == "expired":
-        raise TokenNotRevocable("This token has expired; it no longer needs revoking.")
+    if channel == RevokeChannel.PORTAL and (refusal := token.portal_revoke_refusal(now)):
+        raise TokenNotRevocable(_REVOKE_REFUSED[refusal])
     label = actor_label(actor)
     reason = mask_secrets(reason)  # "leaked: tpk_…" pasted as the reason must not keep it
     # The conditional update is the lock: of any number of concurrent revokes,
@@ -316,164 +317,13 @@ def token_revoke(
     changes = {"revoked_at": [None, now.isoformat()]}
     if reason:
         changes["revocation_reason"] = [None, reason]
-    _record(
+    _record_change(
         token=token,
         action=AuditAction.REVOKED,
         actor=actor,
         changes=changes,
         remote_addr=remote_addr,
-    )
-    cache.purge_token_after_commit(token.digest)
-    security_log(
-        "authn_token_revoked",
-        actor=actor,
-        token=token,
-        remote_addr=remote_addr,
+        event="authn_token_revoked",
         channel=channel,
-        on_commit=True,
     )
     return True
-
-
-@transaction.atomic
-def app_create(
-    *, name: str, subscriptions: Iterable[Plan] = (), can_introspect: bool = False
-) -> tuple[App, str]:
-    """Register an app; returns it with its client secret (shown once, stored as a digest)."""
-    secret = crypto.generate_client_secret()
-    app = App(name=name, can_introspect=can_introspect)
-    app.set_client_secret(secret)
-    app.full_clean()
-    app.save()
-    plans = list(subscriptions)
-    _check_one_plan_per_api(plans)
-    for plan in plans:
-        app.subscription_set.create(api_id=plan.api_id, plan=plan)
-    return app, secret
-
-
-@transaction.atomic
-def app_regenerate_secret(*, app: App) -> str:
-    secret = crypto.generate_client_secret()
-    app.set_client_secret(secret)
-    app.save(update_fields=["client_secret_digest"])
-    return secret
-
-
-# --- Bulk revocation (Django admin's "Revoke selected tokens") -----------------------
-
-
-@dataclass(frozen=True)
-class BulkRevokeResult:
-    revoked: list[AccessToken]
-    skipped: list[tuple[AccessToken, str]]  # each with why it was not revoked
-
-
-def portal_revoke_skip_reason(token: AccessToken, *, now: datetime | None = None) -> str | None:
-    """Why the portal channel would leave ``token`` alone; None when it would revoke it.
-
-    The same refusals as ``token_revoke(channel=PORTAL)``, in the order that tells a
-    person the most: a revoked token is "already revoked" whatever its origin.
-    """
-    status = token.status_at(now or timezone.now())
-    if status == TokenStatus.REVOKED:
-        return "Already revoked."
-    if token.origin != TokenOrigin.PORTAL:
-        return (
-            "Issued by the OAuth flow: only its client can revoke it, through the "
-            "revocation endpoint (RFC 7009)."
-        )
-    if status == TokenStatus.EXPIRED:
-        return "Expired: the gateway already refuses it, so it needs no revoking."
-    return None
-
-
-@transaction.atomic
-def token_revoke_many(
-    *,
-    tokens: Iterable[AccessToken],
-    actor: Actor | None,
-    reason: str = "",
-    remote_addr: str | None = None,
-) -> BulkRevokeResult:
-    """Revoke each token as the portal's REVOKE does; skip (and say why) those it refuses.
-
-    One transaction: either every revocable token is revoked, or none is. Each revoked
-    token gets its own audit event and cache purge (through ``token_revoke``); tokens
-    already revoked are purged again. After the commit every purge is attempted; if any
-    failed, ``CachePurgeFailed`` says so (the revocations stand: running it again purges).
-    """
-    revoked, skipped = [], []
-    now = timezone.now()
-    for token in tokens:
-        why = portal_revoke_skip_reason(token, now=now)
-        if token.revoked_at is not None:
-            # Purged again: running the action again is how a failed purge is retried.
-            cache.purge_token_after_commit(token.digest)
-        if why is None:
-            try:
-                if token_revoke(
-                    token=token,
-                    actor=actor,
-                    reason=reason,
-                    channel=RevokeChannel.PORTAL,
-                    remote_addr=remote_addr,
-                ):
-                    revoked.append(token)
-                    continue
-                why = "Already revoked."  # by someone else, a moment ago
-            except TokenNotRevocable as exc:  # it expired a moment ago
-                why = exc.message
-        skipped.append((token, why))
-    return BulkRevokeResult(revoked=revoked, skipped=skipped)
-
-
-@transaction.atomic
-def token_issue_for_client(
-    *,
-    app: App,
-    base_paths: Iterable[str] | None = None,
-    remote_addr: str | None = None,
-) -> IssuedToken:
-    """Issue a token to ``app`` through the OAuth token endpoint (client credentials).
-
-    The token carries the app's subscriptions (only those of ``base_paths`` when the
-    client asked for a scope) and expires after ``OAUTH_TOKEN_LIFETIME`` seconds.
-    """
-    subscriptions = app.subscription_set.select_related("plan__api")
-    if base_paths is not None:
-        subscriptions = subscriptions.filter(api__base_path__in=list(base_paths))
-    lifetime = settings.TOKEN_PORTAL["OAUTH_TOKEN_LIFETIME"]
-    return token_create(
-        app=app,
-        owner=app.name,
-        plans=[subscription.plan for subscription in subscriptions],
-        expires_at=timezone.now() + timedelta(seconds=lifetime),
-        origin=TokenOrigin.OAUTH,
-        grant_type="client_credentials",
-        actor=app,
-        remote_addr=remote_addr,
-    )
-
-
-@transaction.atomic
-def token_revoke_by_client(*, client: App, secret: str, remote_addr: str | None = None) -> bool:
-    """RFC 7009 revocation: ``client`` revokes one of its own tokens, of any origin.
-
-    Returns True when this call revoked it. An unknown, malformed or already revoked
-    token, and a token of another client, change nothing (the endpoint answers 200
-    either way, so that it tells nobody whether someone else's token exists).
-    """
-    token = AccessToken.objects.by_secret(secret).first()
-    if token is None:
-        return False
-    if token.app_id != client.pk:
-        logger.warning(
-            "Client %s tried to revoke token %s of another app; refused.",
-            client.client_id,
-            token.public_id,
-        )
-        return False
-    return token_revoke(
-        token=token, actor=client, channel=RevokeChannel.OAUTH, remote_addr=remote_addr
-    )
