@@ -17,12 +17,13 @@ policy stays free of ``'unsafe-inline'``.
 
 import base64
 import contextvars
+import functools
 import hashlib
 import ipaddress
 import logging
 import re
-from functools import cache
 
+from csp.constants import HEADER
 from csp.middleware import CSPMiddleware, PolicyParts
 from csp.utils import build_policy
 from django.conf import settings
@@ -39,7 +40,7 @@ PERMISSIONS_POLICY = (
 )
 
 
-@cache
+@functools.cache
 def admin_inline_style_hashes() -> tuple[str, ...]:
     """CSP hashes of the inline ``<style>`` blocks in Django admin's own templates."""
     from django.template import TemplateDoesNotExist
@@ -69,19 +70,46 @@ def _with_admin_styles(update: dict | None) -> dict:
 def content_security_policy() -> str:
     """The policy of an answer that asks for no other: ``settings.CONTENT_SECURITY_POLICY``
     with admin's inline style hashes."""
-    return build_policy(update=_with_admin_styles(None))
+    return _in_declared_order(build_policy(update=_with_admin_styles(None)))
+
+
+def _in_declared_order(policy: str) -> str:
+    """``policy`` with its directives in the order ``settings.CONTENT_SECURITY_POLICY``
+    declares them. django-csp 4.0 writes them in the order of a set of strings, which
+    differs from one process to the next (string hashing is randomised per process);
+    every server must send the same bytes."""
+    declared = tuple(getattr(settings, "CONTENT_SECURITY_POLICY", {}).get("DIRECTIVES", ()))
+    return _ordered(policy, declared)
+
+
+@functools.lru_cache(maxsize=16)
+def _ordered(policy: str, declared: tuple[str, ...]) -> str:
+    rank = {name: index for index, name in enumerate(declared)}
+
+    def place(directive: str) -> tuple[int, str]:
+        return rank.get(directive.split(" ", 1)[0], len(rank)), directive
+
+    return "; ".join(sorted(policy.split("; "), key=place))
 
 
 class ContentSecurityPolicyMiddleware(CSPMiddleware):
     """django-csp's middleware (``settings.CONTENT_SECURITY_POLICY``), adding the hashes of
-    Django admin's inline styles to ``style-src``. It sits in the outer middleware, before
-    the gateway's fast path, so that the fast path's answers carry the policy too."""
+    Django admin's inline styles to ``style-src``, its directives in their declared order.
+    It sits in the outer middleware, before the gateway's fast path, so that the fast
+    path's answers carry the policy too (learnt once per scheme, not built per answer)."""
 
     def get_policy_parts(self, request, response, report_only=False) -> PolicyParts:
         parts = super().get_policy_parts(request, response, report_only)
         if not report_only:
             parts.update = _with_admin_styles(parts.update)
         return parts
+
+    def process_response(self, request, response):
+        written = HEADER in response
+        response = super().process_response(request, response)
+        if not written and HEADER in response:
+            response[HEADER] = _in_declared_order(response[HEADER])
+        return response
 
 
 def client_address(meta: dict, trusted_proxies: int) -> str:
@@ -101,6 +129,13 @@ def client_address(meta: dict, trusted_proxies: int) -> str:
         return str(ipaddress.ip_address(candidate))
     except ValueError:
         return remote
+
+
+def remote_addr(request) -> str | None:
+    """The client's address as the portal records it (logs, audit, rate limits): the
+    request's ``REMOTE_ADDR``, which ``begin_request`` took from a trusted proxy; None
+    when unknown (or without a request)."""
+    return getattr(request, "META", {}).get("REMOTE_ADDR") or None
 
 
 def begin_request(meta: dict, actor=None) -> contextvars.Token:

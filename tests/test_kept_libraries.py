@@ -5,9 +5,12 @@ the gateway's fast path, built once and not per answer)."""
 import io
 import json
 import logging
+import os
+import subprocess
 import sys
 
 import pytest
+from django.conf import settings
 
 from portal.logs import MASK, JsonFormatter, SecretMaskingFilter
 from portal.middleware import content_security_policy
@@ -117,3 +120,27 @@ def test_the_fast_path_carries_the_policy_and_builds_it_once_per_scheme(settings
     assert len(built) == learnt  # and never built again, whatever the number of answers
     policy = content_security_policy()
     assert all(headers["Content-Security-Policy"] == policy for headers in answers)
+
+
+def test_every_process_writes_the_same_policy_in_its_declared_order():
+    """django-csp orders directives by a set of strings, whose order follows each process's
+    string hashing: two servers would send different bytes. The portal's are the same."""
+    script = (
+        "import django; django.setup(); "
+        "from portal.middleware import content_security_policy as p; print(p())"
+    )
+    written = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            env={**os.environ, "PYTHONHASHSEED": seed, "DJANGO_SETTINGS_MODULE": "portal.settings"},
+            cwd=settings.BASE_DIR,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        for seed in ("1", "2", "3")
+    }
+
+    assert written == {content_security_policy()}
+    declared = list(settings.CONTENT_SECURITY_POLICY["DIRECTIVES"])
+    assert [part.split(" ", 1)[0] for part in content_security_policy().split("; ")] == declared
