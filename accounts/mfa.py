@@ -1,13 +1,15 @@
 """Who must use two-factor authentication, and the devices they use."""
 
 import base64
+import math
 
 import segno
-from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import RecoveryCodeDevice
+from tokens import conf
 from tokens.groups import ADMINISTRATORS, SUPPORT
 
 STAFF_GROUPS = (ADMINISTRATORS, SUPPORT)
@@ -15,7 +17,7 @@ TOTP_DEVICE_NAME = "Authenticator app"
 
 
 def mfa_enabled() -> bool:
-    return bool(settings.TOKEN_PORTAL.get("REQUIRE_MFA"))
+    return bool(conf.setting("REQUIRE_MFA"))
 
 
 def mfa_required(user) -> bool:
@@ -40,6 +42,18 @@ def confirmed_totp_device(user) -> TOTPDevice | None:
 
 def recovery_device(user) -> RecoveryCodeDevice | None:
     return RecoveryCodeDevice.objects.filter(user=user, confirmed=True).first()
+
+
+def device_wait(device) -> int | None:
+    """Seconds the device's own (django-otp, exponential) throttle still refuses codes;
+    None when it takes one."""
+    allowed, details = device.verify_is_allowed()
+    if allowed:
+        return None
+    locked_until = (details or {}).get("locked_until")
+    if locked_until is None:
+        return 1
+    return max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
 
 
 def has_second_factor(user) -> bool:

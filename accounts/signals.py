@@ -5,10 +5,7 @@ from django.dispatch import receiver
 
 from accounts.sessions import forget_session, track_session
 from portal.logs import security_log
-
-
-def _remote_addr(request) -> str | None:
-    return getattr(request, "META", {}).get("REMOTE_ADDR") or None
+from portal.middleware import remote_addr
 
 
 @receiver(user_logged_in, dispatch_uid="accounts.logged_in")
@@ -17,9 +14,9 @@ def _logged_in(sender, request, user, **kwargs):
     track_session(
         user=user,
         session_key=getattr(session, "session_key", None),
-        remote_addr=_remote_addr(request),
+        remote_addr=remote_addr(request),
     )
-    security_log("authn_login_success", actor=user, remote_addr=_remote_addr(request))
+    security_log("authn_login_success", actor=user, remote_addr=remote_addr(request))
 
 
 @receiver(user_logged_out, dispatch_uid="accounts.logged_out")
@@ -27,4 +24,4 @@ def _logged_out(sender, request, user, **kwargs):
     session = getattr(request, "session", None)
     forget_session(getattr(session, "session_key", None))
     if user is not None:
-        security_log("session_logout", actor=user, remote_addr=_remote_addr(request))
+        security_log("session_logout", actor=user, remote_addr=remote_addr(request))

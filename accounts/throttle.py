@@ -3,9 +3,9 @@
 Request rates (every login POST per client address) use ``tokens.ratelimit``; these
 count only *failures* per account, so a user who logs in fine never uses up a budget,
 while guessing one account's password or codes stops at the limit whatever the number
-of addresses used. Limits are ``settings.TOKEN_PORTAL["RATE_LIMITS"]`` entries in the
-same ``"N/s" | "N/m" | "N/h"`` form (fixed windows). A cache outage lets attempts
-through (logged): it must not lock every administrator out.
+of addresses used. They are counted in ``tokens.ratelimit``'s fixed windows, under the
+``RATE_LIMITS`` entries of their scopes. A cache outage lets attempts through (logged):
+it must not lock every administrator out.
 
 An account is counted under one spelling of its name (``account_key``): every spelling
 that the login form reads as the same user ("ａda", "𝖆𝖉𝖆", "ada") shares one budget.
@@ -13,14 +13,12 @@ that the login form reads as the same user ("ａda", "𝖆𝖉𝖆", "ada") shar
 
 import hashlib
 import logging
-import math
-import time
 import unicodedata
 
-from django.conf import settings
 from django.core.cache import cache
 
-from tokens.ratelimit import parse_limit
+from tokens import ratelimit
+from tokens.gateway import cache as counter
 
 logger = logging.getLogger(__name__)
 
@@ -36,53 +34,43 @@ def account_key(who: str) -> str:
     return unicodedata.normalize("NFKC", folded)
 
 
-def _window(scope: str, who: str) -> tuple[str, int, float] | None:
-    limit = settings.TOKEN_PORTAL.get("RATE_LIMITS", {}).get(scope)
-    if not limit:
-        return None
-    allowed, period = parse_limit(limit)
-    now = time.time()
-    window = int(now // period)
-    subject = hashlib.sha256(account_key(who).encode("utf-8", "surrogatepass")).hexdigest()
-    key = f"rlf:{scope}:{window}:{subject[:32]}"
-    retry = max(1, math.ceil((window + 1) * period - now))
-    return key, allowed, retry
+def _window(scope: str, who: str) -> ratelimit.Window | None:
+    """``who``'s current window in ``scope`` (``tokens.ratelimit``'s fixed windows), counted
+    under a digest of the account's one spelling; None when ``scope`` has no limit."""
+    digest = hashlib.sha256(account_key(who).encode("utf-8", "surrogatepass")).hexdigest()
+    return ratelimit.window(scope, f"account:{digest[:32]}")
 
 
 def locked_for(scope: str, who: str) -> int | None:
     """Seconds until ``who`` may try again in ``scope``; None when not locked."""
-    window = _window(scope, who)
-    if window is None:
+    current = _window(scope, who)
+    if current is None:
         return None
-    key, allowed, retry = window
     try:
-        failures = cache.get(key) or 0
+        failures = cache.get(current.key) or 0
     except Exception as error:
         logger.warning("Failure limit not applied, cache unreachable: %r", error)
         return None
-    return retry if failures >= allowed else None
+    # Locked once the budget is used up: the next failure would be one too many.
+    return current.retry_after(failures + 1)
 
 
 def record_failure(scope: str, who: str) -> None:
-    window = _window(scope, who)
-    if window is None:
+    """Count one failure of ``who`` in ``scope``, exactly (failures are rare)."""
+    current = _window(scope, who)
+    if current is None:
         return
-    key, _, retry = window
     try:
-        if not cache.add(key, 1, retry + 1):
-            try:
-                cache.incr(key)
-            except ValueError:  # lapsed between add and incr
-                cache.add(key, 1, retry + 1)
+        counter.count(current.key, current.period + 1)
     except Exception as error:
         logger.warning("Failure not counted, cache unreachable: %r", error)
 
 
 def clear_failures(scope: str, who: str) -> None:
-    window = _window(scope, who)
-    if window is None:
+    current = _window(scope, who)
+    if current is None:
         return
     try:
-        cache.delete(window[0])
+        cache.delete(current.key)
     except Exception as error:
         logger.warning("Failures not cleared, cache unreachable: %r", error)

@@ -1,7 +1,6 @@
 """Login (throttled), two-factor verification and enrolment, recovery codes."""
 
 import logging
-import math
 
 import django_otp
 from django.conf import settings
@@ -12,7 +11,6 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -24,6 +22,7 @@ from accounts import mfa, throttle
 from accounts.forms import OtpCodeForm
 from accounts.sessions import rename_session
 from portal.logs import mask_secrets, security_log
+from portal.middleware import remote_addr
 from tokens import ratelimit
 
 LOGIN_FAILURES = "login_user"
@@ -61,7 +60,7 @@ class LoginView(auth_views.LoginView):
 
     def post(self, request, *args, **kwargs):
         username = str(request.POST.get("username", ""))[:150]
-        wait = ratelimit.retry_after("login", request.META.get("REMOTE_ADDR", ""))
+        wait = ratelimit.retry_after("login", remote_addr(request) or "")
         if wait is None:
             wait = throttle.locked_for(LOGIN_FAILURES, username)
         if wait is not None:
@@ -105,20 +104,43 @@ def _failure_key(user) -> str:
     return f"user:{user.pk}"
 
 
-def _device_wait(device) -> int | None:
-    """Seconds the device's own (django-otp, exponential) throttle still refuses codes."""
-    allowed, details = device.verify_is_allowed()
-    if allowed:
-        return None
-    locked_until = (details or {}).get("locked_until")
-    if locked_until is None:
-        return 1
-    return max(1, math.ceil((locked_until - timezone.now()).total_seconds()))
-
-
 @method_decorator([never_cache, sensitive_post_parameters("code")], name="dispatch")
 class SecondFactorView(LoginRequiredMixin, View):
+    """A page that checks one code: the account's failure budget, the form, the device's
+    own back-off, then the code; ``device_for`` names the device, ``passed`` answers."""
+
     template_name = ""
+    form_options: dict = {}
+
+    def device_for(self, form) -> tuple:
+        """The device the code in ``form`` is for (None: the user has none) and its method."""
+        raise NotImplementedError
+
+    def passed(self, device, method: str):
+        """The answer to a right code for ``device``."""
+        raise NotImplementedError
+
+    def get(self, request):
+        return self.render_page(OtpCodeForm(**self.form_options))
+
+    def post(self, request):
+        user = request.user
+        form = OtpCodeForm(request.POST, **self.form_options)
+        wait = throttle.locked_for(MFA_FAILURES, _failure_key(user))
+        if wait is not None:
+            return self.throttled(form, wait)
+        if not form.is_valid():
+            return self.failed(form, "malformed")
+        device, method = self.device_for(form)
+        if device is None:
+            return self.failed(form, method)
+        wait = mfa.device_wait(device)
+        if wait is not None:
+            return self.throttled(form, wait)
+        verified = django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"])
+        if verified is None:
+            return self.failed(form, method)
+        return self.passed(verified, method)
 
     def render_page(self, form, *, status=200, **context):
         context.update(form=form, next=_next_url(self.request))
@@ -163,45 +185,29 @@ class MfaVerifyView(SecondFactorView):
                 return redirect_to_login(_next_url(request), reverse("mfa-setup"))
         return super().dispatch(request, *args, **kwargs)
 
-    def get(self, request):
-        return self.render_page(OtpCodeForm())
-
-    def post(self, request):
-        user = request.user
-        form = OtpCodeForm(request.POST)
-        wait = throttle.locked_for(MFA_FAILURES, _failure_key(user))
-        if wait is not None:
-            return self.throttled(form, wait)
-        if not form.is_valid():
-            return self.failed(form, "malformed")
+    def device_for(self, form) -> tuple:
         if form.is_totp:
-            device, method = mfa.confirmed_totp_device(user), "totp"
-        else:
-            device, method = mfa.recovery_device(user), "recovery_code"
-        if device is None:
-            return self.failed(form, method)
-        wait = _device_wait(device)
-        if wait is not None:
-            return self.throttled(form, wait)
-        verified = django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"])
-        if verified is None:
-            return self.failed(form, method)
-        self.complete(verified, method)
+            return mfa.confirmed_totp_device(self.request.user), "totp"
+        return mfa.recovery_device(self.request.user), "recovery_code"
+
+    def passed(self, device, method: str):
+        self.complete(device, method)
         if method == "recovery_code":
-            left = verified.codes.count()
-            security_log("authn_mfa_recovery_code_used", actor=user, remaining=left)
+            left = device.codes.count()
+            security_log("authn_mfa_recovery_code_used", actor=self.request.user, remaining=left)
             messages.warning(
-                request,
+                self.request,
                 f"You used a recovery code; {left} left. Each works once: "
                 "generate new ones under Two-factor authentication if you are running out.",
             )
-        return redirect(_next_url(request))
+        return redirect(_next_url(self.request))
 
 
 class MfaSetupView(SecondFactorView):
     """Enrolment: scan the QR code (or type the key), confirm one code, get recovery codes."""
 
     template_name = "accounts/mfa_setup.html"
+    form_options = {"allow_recovery_code": False}
 
     def dispatch(self, request, *args, **kwargs):
         if request.user.is_authenticated and mfa.has_second_factor(request.user):
@@ -215,33 +221,20 @@ class MfaSetupView(SecondFactorView):
         context.update(qr_code=mfa.qr_code_data_uri(device), key=mfa.secret_for_typing(device))
         return super().render_page(form, status=status, **context)
 
-    def get(self, request):
-        return self.render_page(OtpCodeForm(allow_recovery_code=False))
+    def device_for(self, form) -> tuple:
+        return mfa.pending_totp_device(self.request.user), "totp"
 
-    def post(self, request):
-        user = request.user
-        form = OtpCodeForm(request.POST, allow_recovery_code=False)
-        wait = throttle.locked_for(MFA_FAILURES, _failure_key(user))
-        if wait is not None:
-            return self.throttled(form, wait)
-        if not form.is_valid():
-            return self.failed(form, "malformed")
-        device = mfa.pending_totp_device(user)
-        wait = _device_wait(device)
-        if wait is not None:
-            return self.throttled(form, wait)
-        verified = django_otp.verify_token(user, device.persistent_id, form.cleaned_data["code"])
-        if verified is None:
-            return self.failed(form, "totp")
-        codes = mfa.confirm_enrolment(user, verified)
-        verified.refresh_from_db()
-        self.complete(verified, "totp")
+    def passed(self, device, method: str):
+        user = self.request.user
+        codes = mfa.confirm_enrolment(user, device)
+        device.refresh_from_db()
+        self.complete(device, method)
         security_log("authn_mfa_enrolled", actor=user)
         # Shown in this answer only (never stored in clear, never cached).
         return render(
-            request,
+            self.request,
             "accounts/recovery_codes.html",
-            {"codes": codes, "next": _next_url(request), "enrolled": True},
+            {"codes": codes, "next": _next_url(self.request), "enrolled": True},
         )
 
 
