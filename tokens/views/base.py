@@ -7,11 +7,8 @@ from django.utils.decorators import method_decorator
 from django.views import View
 from django.views.decorators.cache import never_cache
 
+from portal.middleware import remote_addr as remote_addr  # the screens import it from here
 from tokens.models import AccessToken
-
-
-def remote_addr(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
 
 
 class PortalPermissionMixin(LoginRequiredMixin, PermissionRequiredMixin):
