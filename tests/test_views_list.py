@@ -480,7 +480,7 @@ def test_filtered_list_query_count_does_not_grow_with_the_tokens(
 
     # 12 for the page, plus the quick search's own lookups: the apps whose name matches
     # (so that the search condition is on the token table alone) and, on SQLite, how
-    # many candidates the trigram index holds (tokens.models.search).
+    # many candidates the trigram index holds (tokens.search).
     with django_assert_max_num_queries(14):
         response = portal_admin_client.get(LIST_URL + query)
 

@@ -41,7 +41,7 @@ def bulk_tokens(target: int, *, say, batch: int = 250_000) -> None:
     now = int(timezone.now().timestamp())
     say(f"Adding {missing} tokens in bulk…")
     tables = [AccessToken, TokenApi, AuditEvent]
-    # SQLite's search index (tokens.models) is rebuilt once after a big load instead
+    # SQLite's search index (tokens.search) is rebuilt once after a big load instead
     # of being written by a trigger per row.
     paused = search_index_paused(connection, enabled=missing >= 50_000)
     started = time.monotonic()

@@ -10,15 +10,12 @@ from tokens.models import AccessToken
 from tokens.views.base import PortalPermissionMixin
 
 
+@method_decorator(never_cache, name="dispatch")
 class TokenDetailView(PortalPermissionMixin, DetailView):
     permission_required = "tokens.view_accesstoken"
     template_name = "tokens/token_detail.html"
     context_object_name = "token"
     slug_field = slug_url_kwarg = "public_id"
-
-    @method_decorator(never_cache)
-    def dispatch(self, *args, **kwargs):
-        return super().dispatch(*args, **kwargs)
 
     def get_queryset(self):
         return AccessToken.objects.with_list_columns().select_related("created_by")
@@ -30,15 +27,12 @@ class TokenDetailView(PortalPermissionMixin, DetailView):
         return context
 
 
+@method_decorator(never_cache, name="dispatch")
 class TokenHistoryView(PortalPermissionMixin, ListView):
     permission_required = ("tokens.view_accesstoken", "tokens.view_auditevent")
     template_name = "tokens/token_history.html"
     context_object_name = "events"
     paginate_by = 50
-
-    @method_decorator(never_cache)
-    def dispatch(self, *args, **kwargs):
-        return super().dispatch(*args, **kwargs)
 
     def get_queryset(self):
         self.token = get_object_or_404(
