@@ -27,10 +27,6 @@ class TokenAdminMedia:
     css = {"all": ["admin_extra/tokens.css"]}
 
 
-def remote_addr(request) -> str | None:
-    return request.META.get("REMOTE_ADDR") or None
-
-
 class AdminPageMixin:
     """The admin's own pages beyond add, change and delete (a confirmation, a secret shown
     once) are rendered here, with the site's context as admin gives its own pages."""

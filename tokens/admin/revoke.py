@@ -19,8 +19,8 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from portal.logs import mask_secrets
+from portal.middleware import remote_addr
 from tokens import forms, services
-from tokens.admin.mixins import remote_addr
 from tokens.gateway.cache import CachePurgeFailed
 
 # A bulk revoke runs one transaction of a few queries per token; beyond this many, ask
