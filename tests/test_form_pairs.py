@@ -6,7 +6,7 @@ from urllib.parse import parse_qsl
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tokens.oauth.views import _MAX_FIELDS, form_pairs
+from tokens.oauth.params import _MAX_FIELDS, form_pairs
 
 # Form bodies are ASCII (form_params refuses the rest); '&', '=', '%' and '+' are the
 # characters with a meaning, so they come often.
