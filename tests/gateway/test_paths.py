@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from tests.e2e import servers
 from tests.factories import PlanFactory, make_token
 from tests.fuzzing import FUZZ, hostile_text
-from tests.test_fastpath import call
+from tests.gateway.test_fastpath import call
 from tokens.fastpath import GatewayFastPath
 from tokens.gateway import paths
 
@@ -401,7 +401,7 @@ def test_an_unknown_trusted_header_stops_the_start():
     def start(header: str) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-c", "import portal.settings"],
-            cwd=Path(__file__).resolve().parent.parent,
+            cwd=Path(__file__).resolve().parent.parent.parent,
             env=servers.portal_env(TOKEN_PORTAL_TRUSTED_URI_HEADER=header),
             capture_output=True,
             text=True,

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from tests.factories import AppFactory, make_token
-from tests.test_concurrency_pg import race
+from tests.gateway.test_concurrency_pg import race
 from tokens import services
 from tokens.filters import TokenFilter
 from tokens.models import AccessToken, App, TokenOrigin

@@ -110,7 +110,7 @@ def test_advanced_filter_submits_by_get_so_a_filtered_list_is_a_link(
     portal_admin_client,
 ):
     # The quick search posts (a pasted token must not land in a URL) and redirects to a
-    # GET address: see tests/test_views_list_search.py.
+    # GET address: see tests/web/test_views_list_search.py.
     html = _get(portal_admin_client).content.decode()
 
     assert re.search(r'<form method="get" aria-label="Advanced filter"', html)

@@ -12,7 +12,7 @@ from django.db import connection
 
 from portal.wsgi import application
 from tests.factories import PlanFactory, make_token
-from tests.test_fastpath import call, check_request
+from tests.gateway.test_fastpath import call, check_request
 from tokens import fastpath
 
 pytestmark = [

@@ -95,7 +95,7 @@ def test_without_the_thread_the_check_writes(client, plan, monkeypatch):
 
 
 def test_gunicorn_starts_it_in_each_worker_of_the_portal():
-    hooks = runpy.run_path(str(Path(__file__).resolve().parent.parent / "gunicorn.conf.py"))
+    hooks = runpy.run_path(str(Path(__file__).resolve().parent.parent.parent / "gunicorn.conf.py"))
     try:
         hooks["post_worker_init"](worker=types.SimpleNamespace(age=1))  # the first worker
         assert last_used._writer_pid == os.getpid()
