@@ -168,7 +168,7 @@ else:
     # cycling through a few thousand tokens would miss the cache on nearly every check.
     CACHES = {
         "default": {
-            # Django's, plus one lean read for the gateway (see portal/locmem_cache.py).
+            # Django's, plus one lean read for the gateway (see portal/cache/locmem.py).
             "BACKEND": "portal.cache.locmem.LocMemCache",
             "OPTIONS": {"MAX_ENTRIES": 50_000},
         }
