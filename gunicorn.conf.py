@@ -2,7 +2,7 @@
 in the project's root (elsewhere: ``gunicorn -c /path/to/gunicorn.conf.py portal.wsgi``)."""
 
 # gunicorn's sync worker, without the lingering close after every answer when nothing is
-# left unread (portal/workers.py explains why; bench/RESULTS.md measures it).
+# left unread (portal/serving/worker.py explains why; bench/RESULTS.md measures it).
 worker_class = "portal.serving.worker.SyncWorker"
 
 

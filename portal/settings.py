@@ -147,7 +147,7 @@ def _local_tier() -> dict:
 if REDIS_URL:
     CACHES = {
         "default": {
-            # Django's, reusing its Redis client objects (see portal/redis_cache.py).
+            # Django's, reusing its Redis client objects (see portal/cache/redis.py).
             "BACKEND": "portal.cache.redis.RedisCache",
             "LOCATION": REDIS_URL,
             # A Redis that stops answering must fail fast (checks then ask the database),

@@ -26,7 +26,7 @@ parses the request as usual. It accepts a request only if:
   means no body), and nothing follows it.
 
 ``Reader.environ`` then makes the environ gunicorn's ``wsgi.create`` makes for such a
-request (``tests/test_lean_http.py`` holds the two equal for whatever Hypothesis sends,
+request (``tests/serving/test_reader.py`` holds the two equal for whatever Hypothesis sends,
 and the e2e tests compare whole answers with gunicorn's own worker). It serves plain
 HTTP (gunicorn's ``http`` protocol, its Python parser) on a TCP socket, without TLS,
 proxy protocol, a ``SCRIPT_NAME`` in the server's environment, access log, metrics
@@ -68,7 +68,7 @@ class Request(NamedTuple):
 def usable(cfg, log) -> bool:
     """Whether requests this server takes may be read here (else gunicorn reads them all):
     only where gunicorn would do nothing more with them than parse them with its Python
-    parser (the one ``tests/test_lean_http.py`` compares with) and build the environ."""
+    parser (the one ``tests/serving/test_reader.py`` compares with) and build the environ."""
     return (
         getattr(cfg, "protocol", "http") == "http"  # not uwsgi (its allow-list, its environ)
         and not cfg.is_ssl
