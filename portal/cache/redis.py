@@ -308,6 +308,10 @@ class RedisCache(django_redis.RedisCache):
             values.update(local)
         return values, None if counter is None else replies[3][1]
 
+    def server_epoch(self) -> bytes | None:
+        """The lifetime of the server this thread's connection reaches (``resp``)."""
+        return None if self._resp is None else getattr(self._resp.local, "epoch", None)
+
     def server_problems(self) -> list[str]:
         """What in this Redis would let a revoke be undone (``portal.deployment``): no
         ``run_id`` to tie the gateway's entries to, or an eviction policy that may drop a

@@ -260,3 +260,22 @@ def test_uses_whose_write_failed_stay_pending(client, plan, monkeypatch, caplog)
     token.refresh_from_db()
     assert token.last_used_at is not None
     assert not last_used._pending_uses
+
+
+def test_a_catalogue_is_kept_only_in_the_redis_lifetime_it_was_read_in(
+    client, plan, monkeypatch, django_assert_num_queries
+):
+    """A Redis restored from a snapshot (or an old primary back in charge) may answer a
+    version this process kept before a change it never heard of: a new server lifetime
+    means the catalogue is loaded again, whatever the version says."""
+    _, secret = make_token(plans=[plan])
+    epoch = [b"first"]
+    monkeypatch.setattr(cache, "server_epoch", lambda: epoch[0])
+    check(client, secret)
+    with django_assert_num_queries(0):
+        check(client, secret)
+
+    epoch[0] = b"second"  # same version in the cache, another server lifetime
+
+    with django_assert_num_queries(3):  # the catalogue's APIs, plans and apps
+        assert check(client, secret).status_code == 200

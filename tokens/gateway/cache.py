@@ -89,6 +89,13 @@ def purge_catalogue(_=None) -> None:
     _set_with_retries(CATALOGUE_VERSION_KEY, uuid.uuid4().hex, None, "the catalogue")
 
 
+def server_epoch():
+    """The lifetime of the Redis server this thread's reads go to (None without Redis, or
+    before the first read): what is kept from one lifetime is not trusted in another."""
+    epoch = getattr(cache, "server_epoch", None)
+    return epoch() if epoch is not None else None
+
+
 def read(key: str):
     """The cached value, or ``PURGED`` when the cache cannot be reached (go to the database)."""
     return read_many([key]).get(key)

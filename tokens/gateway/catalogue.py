@@ -75,18 +75,24 @@ def _load_catalogue(version: str | None) -> Catalogue:
 
 
 _catalogue = Catalogue(None, 0.0, {}, {}, {}, {})
+_catalogue_epoch = None  # the Redis server lifetime it was read in (cache.server_epoch)
 
 
 def catalogue(version, info: TokenInfo | None = None) -> Catalogue:
     """The catalogue for the cache's version ``version`` (reloaded when it differs from
     this process's, or is older than ``GATEWAY_CACHE_SECONDS``, or does not know what
     ``info`` names: an app or plan created since, which changes no version)."""
-    global _catalogue
+    global _catalogue, _catalogue_epoch
     kept = _catalogue
+    # A version read from a Redis restarted from a snapshot, or from an old primary back in
+    # charge, may be one this process kept before a change it never heard of: a catalogue
+    # is kept only for the server lifetime it was read in.
+    epoch = cache.server_epoch()
     if (
         version is not None
         and version != cache.PURGED
         and kept.version == version
+        and _catalogue_epoch == epoch
         and time.monotonic() - kept.loaded_at < setting("GATEWAY_CACHE_SECONDS")
         and (info is None or kept.knows(info))
     ):
@@ -101,7 +107,7 @@ def catalogue(version, info: TokenInfo | None = None) -> Catalogue:
             version = None
     loaded = _load_catalogue(version)
     if version is not None and version != cache.PURGED:
-        _catalogue = loaded
+        _catalogue, _catalogue_epoch = loaded, epoch
     return loaded
 
 
