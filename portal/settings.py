@@ -159,6 +159,9 @@ if REDIS_URL:
                 # change of a token, client or API is applied by every process before it
                 # returns (portal.cache.tier.LocalTier).
                 "LOCAL_TIER": _local_tier(),
+                # A measurement switch: "redis-py" puts redis-py under the lean client's
+                # interface (portal.cache.redispy; bench/RESULTS.md, session 5).
+                "REDIS_CLIENT": os.environ.get("TOKEN_PORTAL_REDIS_CLIENT", "resp"),
             },
             "KEY_PREFIX": os.environ.get("DJANGO_CACHE_PREFIX", "tp"),
         }
