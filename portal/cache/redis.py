@@ -28,6 +28,7 @@ import logging
 from django.core.cache.backends import redis as django_redis
 from django.core.cache.backends.base import DEFAULT_TIMEOUT
 
+from portal.cache.redispy import RedisPyClient
 from portal.cache.resp import (
     _INFO_FIELD,
     _INFO_REPLICATION,
@@ -94,7 +95,11 @@ class RedisCache(django_redis.RedisCache):
         local = dict(options.pop("LOCAL_TIER", None) or {})
         super().__init__(server, {**params, "OPTIONS": options})
         self._class = RedisCacheClient  # Django sets its own in __init__
+        # Not a redis-py connection option: taken out before Django hands them over.
+        client = self._options.pop("REDIS_CLIENT", "resp")
         self._resp = RespClient.for_servers(self._servers, self._options)
+        if client == "redis-py" and self._resp is not None:  # a measurement switch
+            self._resp = RedisPyClient(self._resp)  # (bench/RESULTS.md, session 5)
         # Writes of the gateway's keys are published whether or not this process keeps a
         # tier of its own: others may.
         self._purges = None  # (prefixes, channel, settle)

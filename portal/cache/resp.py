@@ -83,14 +83,12 @@ class RespClient:
     def for_servers(cls, servers: list[str], options: dict) -> "RespClient | None":
         from redis.connection import parse_url
 
-        # Not a redis-py connection option: taken out before Django hands them over.
-        client_name = options.pop("REDIS_CLIENT", "resp")
         if hiredis is None or len(servers) != 1:
             return None
         params = parse_url(servers[0])
         if "connection_class" in params or "path" in params:  # TLS or a Unix socket
             return None
-        client = cls(
+        return cls(
             params.get("host", "localhost"),
             int(params.get("port", 6379)),
             int(params.get("db", 0) or 0),
@@ -99,11 +97,6 @@ class RespClient:
             options.get("socket_timeout"),
             options.get("socket_connect_timeout"),
         )
-        if client_name == "redis-py":  # a measurement switch (bench/RESULTS.md, session 5)
-            from portal.cache.redispy import RedisPyClient
-
-            return RedisPyClient(client)
-        return client
 
     def _connect(self):
         self.close()
