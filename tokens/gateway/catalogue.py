@@ -111,12 +111,6 @@ def catalogue(version, info: TokenInfo | None = None) -> Catalogue:
     return loaded
 
 
-def forget_catalogue() -> None:
-    """Drop this process's catalogue (tests; the next check loads it)."""
-    global _catalogue
-    _catalogue = Catalogue(None, 0.0, {}, {}, {}, {})
-
-
 def match_api(path: str | None, index: dict[str, int]) -> int | None:
     """The id of the API whose base path is the longest prefix of ``path``, by segments."""
     if path is None:

@@ -37,9 +37,6 @@ class TokenInfo(NamedTuple):
         return self.expires_at is None or now < self.expires_at
 
 
-# --- matching the original URI to an API ------------------------------------------
-
-
 class AppInfo(NamedTuple):
     client_id: str
     name: str
