@@ -23,17 +23,20 @@ def mfa_enabled() -> bool:
 def mfa_required(user) -> bool:
     """Whether ``user`` must pass a second factor before any page but the login's.
 
-    Portal administrators, support staff and superusers must; so must anyone else who
-    can reach Django admin or holds any permission: who can see a token is staff.
+    With the policy on (``REQUIRE_MFA``), portal administrators, support staff and
+    superusers must; so must anyone else who can reach Django admin or holds any
+    permission: who can see a token is staff. Whatever the policy (debug mode too), an
+    account that has enrolled a device must: its security page says two-factor is on.
     """
-    if not mfa_enabled() or not getattr(user, "is_authenticated", False):
+    if not getattr(user, "is_authenticated", False):
         return False
-    return (
+    staff = mfa_enabled() and (
         user.is_superuser
         or user.is_staff
         or user.groups.filter(name__in=STAFF_GROUPS).exists()
         or bool(user.get_all_permissions())
     )
+    return staff or has_second_factor(user)
 
 
 def confirmed_totp_device(user) -> TOTPDevice | None:

@@ -1,7 +1,7 @@
 from django.contrib.auth.views import redirect_to_login
 from django.urls import reverse
 
-from accounts.mfa import has_second_factor, mfa_enabled, mfa_required
+from accounts.mfa import has_second_factor, mfa_required
 
 # What a user who passed the password but not yet the second factor may still reach.
 EXEMPT_VIEWS = frozenset(
@@ -12,9 +12,10 @@ EXEMPT_NAMESPACES = frozenset({"oauth"})
 
 
 class MfaRequiredMiddleware:
-    """After ``OTPMiddleware``: a user who must use two-factor authentication and has not
-    passed it in this session reaches nothing but the verification (or, without a device
-    yet, the enrolment) page, in the portal and in Django admin alike."""
+    """After ``OTPMiddleware``: a user who must use two-factor authentication (``mfa_required``:
+    staff under the policy, and anyone with a device, debug mode too) and has not passed it
+    in this session reaches nothing but the verification (or, without a device yet, the
+    enrolment) page, in the portal and in Django admin alike."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -23,8 +24,6 @@ class MfaRequiredMiddleware:
         return self.get_response(request)
 
     def process_view(self, request, view_func, view_args, view_kwargs):
-        if not mfa_enabled():
-            return None
         match = request.resolver_match
         if match is not None and (
             match.view_name in EXEMPT_VIEWS or match.namespace in EXEMPT_NAMESPACES

@@ -352,3 +352,24 @@ def test_user_admin_shows_two_factor_and_sessions_without_totp_keys(superuser_cl
     assert response.status_code == 200
     assert device.key not in response.content.decode()
     assert superuser_client.get("/admin/otp_totp/totpdevice/").status_code == 404
+
+
+def test_an_enrolled_account_is_asked_for_a_code_with_the_policy_off(client, portal_admin):
+    """Debug mode (REQUIRE_MFA off): the security page of an enrolled administrator says
+    two-factor is on, so the password alone must not let them in."""
+    assert not mfa.mfa_enabled()
+    device, _ = enrolled(portal_admin)
+    log_in(client, portal_admin)
+
+    refused = client.get(reverse("tokens:list"))
+
+    assert refused.status_code == 302
+    assert refused["Location"].startswith(reverse("mfa-verify") + "?next=")
+    verified = client.post(reverse("mfa-verify") + "?next=/tokens/", {"code": code_for(device)})
+    assert verified.status_code == 302
+    assert client.get(reverse("tokens:list")).status_code == 200
+
+
+def test_without_a_device_the_policy_off_asks_for_nothing(client, portal_admin):
+    log_in(client, portal_admin)
+    assert client.get(reverse("tokens:list")).status_code == 200
