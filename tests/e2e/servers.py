@@ -123,6 +123,21 @@ def nginx(config_body: str, *, port: int) -> Iterator[subprocess.Popen]:
         shutil.rmtree(prefix, ignore_errors=True)
 
 
+def token_check_location(portal_port) -> str:
+    """nginx's ``location = /_token_check`` exactly as docs/gateway.md documents it."""
+    return (
+        "location = /_token_check {\n"
+        "    internal;\n"
+        "    proxy_method GET;\n"
+        f"    proxy_pass http://127.0.0.1:{portal_port}/gateway/auth;\n"
+        "    proxy_pass_request_body off;\n"
+        '    proxy_set_header Content-Length "";\n'
+        "    proxy_set_header X-Original-URI $request_uri;\n"
+        '    proxy_set_header X-Forwarded-Uri "";\n'
+        "}"
+    )
+
+
 def portal_env(**overrides: str) -> dict[str, str]:
     """The environment of a production-like Token Portal process."""
     env = {

@@ -33,14 +33,7 @@ server {{
         proxy_set_header Authorization "";
         proxy_pass http://127.0.0.1:{upstream_port};
     }}
-    location = /_token_check {{
-        internal;
-        proxy_method GET;
-        proxy_pass http://127.0.0.1:{portal_port}/gateway/auth;
-        proxy_pass_request_body off;
-        proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
-    }}
+    {check_location}
 }}
 """
 
@@ -51,7 +44,7 @@ def gateway_url(live_server):
     config = NGINX_HTTP.format(
         upstream_port=servers.free_port(),
         gateway_port=port,
-        portal_port=live_server.url.rsplit(":", 1)[1],
+        check_location=servers.token_check_location(live_server.url.rsplit(":", 1)[1]),
     )
     with servers.nginx(config, port=port):
         yield f"http://127.0.0.1:{port}"

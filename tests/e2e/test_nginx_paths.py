@@ -35,15 +35,7 @@ server {{
         auth_request /_token_check;
         proxy_pass http://127.0.0.1:{pay_port};
     }}
-    location = /_token_check {{
-        internal;
-        proxy_method GET;
-        proxy_pass http://127.0.0.1:{portal_port}/gateway/auth;
-        proxy_pass_request_body off;
-        proxy_set_header Content-Length "";
-        proxy_set_header X-Original-URI $request_uri;
-        proxy_set_header X-Forwarded-Uri "";
-    }}
+    {check_location}
 }}
 """
 
@@ -56,7 +48,7 @@ def gateway(live_server, settings):
         admin_port=servers.free_port(),
         pay_port=servers.free_port(),
         gateway_port=port,
-        portal_port=live_server.url.rsplit(":", 1)[1],
+        check_location=servers.token_check_location(live_server.url.rsplit(":", 1)[1]),
     )
     with servers.nginx(config, port=port):
         yield port
