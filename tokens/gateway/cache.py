@@ -109,9 +109,9 @@ def read_many(keys: list[str]) -> dict:
 def count(key: str, timeout: int, amount: int = 1) -> int:
     """Add ``amount`` to the counter ``key`` (created for ``timeout`` seconds); its new
     value. Raises if the cache is unreachable."""
-    lean = getattr(cache, "read", None)  # portal's backends: one round trip
-    if lean is not None:
-        return lean([], (key, timeout, amount))[1]
+    read_and_count = getattr(cache, "read", None)  # portal's backends: one round trip
+    if read_and_count is not None:
+        return read_and_count([], (key, timeout, amount))[1]
     try:
         return cache.incr(key, amount)
     except ValueError:  # no counter yet (or another request's, just now)
@@ -120,9 +120,9 @@ def count(key: str, timeout: int, amount: int = 1) -> int:
 
 def mark(key: str, timeout: int) -> bool:
     """Set ``key`` for ``timeout`` seconds unless it is set; whether it was not (one round
-    trip, lean where the backend has it). Raises if the cache is unreachable."""
-    lean = getattr(cache, "mark", None)
-    return lean(key, timeout) if lean is not None else cache.add(key, 1, timeout)
+    trip where the backend has its own ``mark``). Raises if the cache is unreachable."""
+    mark_once = getattr(cache, "mark", None)
+    return mark_once(key, timeout) if mark_once is not None else cache.add(key, 1, timeout)
 
 
 def _keep_local(value) -> bool:
@@ -141,9 +141,9 @@ def count_and_read(
     database, which is always right, only slower.
     """
     try:
-        lean = getattr(cache, "read", None)
-        if lean is not None:
-            values, counted = lean(keys, counter, keep_local=_keep_local)
+        read_and_count = getattr(cache, "read", None)
+        if read_and_count is not None:
+            values, counted = read_and_count(keys, counter, keep_local=_keep_local)
             return counted, values
         counted = None if counter is None else count(*counter)
         return counted, cache.get_many(keys) if keys else {}
