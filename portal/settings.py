@@ -49,6 +49,8 @@ INSTALLED_APPS = [
     "fontawesome",  # icon font from the same package
     "django_otp",
     "django_otp.plugins.otp_totp",
+    "django_tasks",
+    "django_tasks_db",  # background jobs in the database: no other server needed
     "tokens",
     "accounts",  # after django_otp: its admin replaces django-otp's device admin
 ]
@@ -273,7 +275,30 @@ OTP_TOTP_ISSUER = os.environ.get("TOKEN_PORTAL_OTP_ISSUER", "Token Portal")
 OTP_ADMIN_HIDE_SENSITIVE_DATA = True
 
 # Token settings.
+# Background jobs (Django's tasks API through the django-tasks backport): queued in the
+# database, run by `manage.py jobs_worker` (started with the server by `manage.py start`).
+TASKS = {"default": {"BACKEND": "django_tasks_db.DatabaseBackend"}}
+
+# E-mail (expiry notices): printed on the console unless an SMTP host is set.
+EMAIL_HOST = os.environ.get("DJANGO_EMAIL_HOST", "")
+EMAIL_BACKEND = (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_PORT = int(os.environ.get("DJANGO_EMAIL_PORT", "587"))
+EMAIL_HOST_USER = os.environ.get("DJANGO_EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("DJANGO_EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("DJANGO_EMAIL_USE_TLS", True)
+DEFAULT_FROM_EMAIL = os.environ.get("DJANGO_DEFAULT_FROM_EMAIL", "Token Portal <portal@localhost>")
+
 TOKEN_PORTAL = {
+    # Bulk revocations of up to this many tokens run in the request; more run as a job.
+    "BULK_REVOKE_INLINE_LIMIT": int(os.environ.get("TOKEN_PORTAL_BULK_REVOKE_INLINE_LIMIT", "300")),
+    # Tokens revoked per transaction by a job (each batch commits, then purges the cache).
+    "JOB_BATCH_SIZE": int(os.environ.get("TOKEN_PORTAL_JOB_BATCH_SIZE", "500")),
+    # A running job whose worker has not reported for this many seconds is resumed.
+    "JOB_STALL_SECONDS": int(os.environ.get("TOKEN_PORTAL_JOB_STALL_SECONDS", "60")),
     # Lifetime of tokens issued by the OAuth token endpoint, in seconds.
     "OAUTH_TOKEN_LIFETIME": int(os.environ.get("TOKEN_PORTAL_OAUTH_TOKEN_LIFETIME", "3600")),
     # How long a gateway check may be answered from the cache, in seconds.

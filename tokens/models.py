@@ -243,6 +243,10 @@ class AccessToken(models.Model):
     revoked_by = models.CharField(max_length=200, blank=True)
     revocation_reason = models.TextField(blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    # A secret scanner reported the secret public, and where (tokens.services.leaks).
+    # Nullable, as app_name: adding them (0010) is an ALTER TABLE on SQLite, no rebuild.
+    leaked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    leak_url = models.TextField(null=True, blank=True, editable=False)  # noqa: DJ001
     # Optimistic concurrency: every change increments it; an edit names the version it saw.
     version = models.PositiveIntegerField(default=1)
     apis = models.ManyToManyField(Api, through="TokenApi", related_name="tokens")
@@ -369,6 +373,8 @@ class AuditAction(models.TextChoices):
     CREATED = "created", "Created"
     EDITED = "edited", "Edited"
     REVOKED = "revoked", "Revoked"
+    ROTATED = "rotated", "Rotated"
+    LEAK_REPORTED = "leak_reported", "Reported leaked"
 
 
 class AuditEvent(models.Model):
@@ -388,6 +394,10 @@ class AuditEvent(models.Model):
     token_version = models.PositiveIntegerField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    # The background job this change was part of (a bulk revoke), if any.
+    job = models.ForeignKey(
+        "Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="events"
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -395,3 +405,151 @@ class AuditEvent(models.Model):
 
     def __str__(self):
         return f"{self.get_action_display()} by {self.actor_label}"
+
+
+class JobKind(models.TextChoices):
+    BULK_REVOKE = "bulk_revoke", "Revoke selected tokens"
+    APP_REVOKE = "app_revoke", "Revoke all tokens of an app"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class Job(models.Model):
+    """A background job an administrator started, with its progress and result; also the
+    job's own audit record (who, what, which tokens, the counts). Run by django-tasks
+    (``tokens.jobs``); ``cursor`` is the last token id handled, so an interrupted job
+    resumes after it."""
+
+    public_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=20, choices=JobKind.choices)
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    actor_label = models.CharField(max_length=200)
+    remote_addr = models.GenericIPAddressField(null=True, blank=True)
+    # What it acts on, in words ("App is Acme; Status is Active") and as the list's query
+    # string (bulk revoke) or the app (app revoke).
+    description = models.TextField()
+    query = models.TextField(blank=True)
+    app = models.ForeignKey(App, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField(blank=True)
+    # Only tokens created at or before it: the selection the administrator confirmed.
+    cutoff = models.DateTimeField()
+    total = models.PositiveIntegerField(default=0)
+    processed = models.PositiveIntegerField(default=0)
+    revoked = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=dict, blank=True)  # {why: count}
+    cursor = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    task_id = models.CharField(max_length=64, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.description}"
+
+    def get_absolute_url(self):
+        return reverse("tokens:job", kwargs={"public_id": self.public_id})
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values()) if self.skipped else 0
+
+    @property
+    def percent(self) -> int:
+        if self.status == JobStatus.DONE:
+            return 100
+        return min(100, int(100 * self.processed / self.total)) if self.total else 0
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in (JobStatus.DONE, JobStatus.FAILED)
+
+
+class TokenRotation(models.Model):
+    """ROTATE: ``old`` was replaced by ``new``; ``old`` keeps working until ``old_stops_at``.
+
+    Its own table, each side one-to-one: two rotations of one token at once make one new
+    token (the second insert fails), and adding it left the token table alone."""
+
+    old = models.OneToOneField(
+        AccessToken, on_delete=models.PROTECT, related_name="rotation_to_new", editable=False
+    )
+    new = models.OneToOneField(
+        AccessToken, on_delete=models.PROTECT, related_name="rotation_from_old", editable=False
+    )
+    old_stops_at = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    actor_label = models.CharField(max_length=200)
+
+    def __str__(self):
+        return f"{self.old} → {self.new}"
+
+
+class LeakReport(models.Model):
+    """A secret scanner's report (GitHub's secret scanning partner program), kept by the
+    digest of its body: a replay is recognised and changes nothing twice."""
+
+    body_digest = models.CharField(max_length=64, unique=True)
+    key_identifier = models.CharField(max_length=200)
+    received_at = models.DateTimeField(default=timezone.now)
+    entries = models.PositiveIntegerField()
+    true_positives = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self):
+        return f"{self.entries} reported, {self.true_positives} ours"
+
+
+class ExpiryNotice(models.Model):
+    """One e-mail about one token reaching one threshold (``notify_expiring``): never twice."""
+
+    token = models.ForeignKey(AccessToken, on_delete=models.CASCADE, related_name="expiry_notices")
+    threshold_days = models.PositiveSmallIntegerField()
+    sent_at = models.DateTimeField(default=timezone.now)
+    recipients = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["token", "threshold_days"], name="expiry_notice_once_per_threshold"
+            )
+        ]
+
+    def __str__(self):
+        return f"{self.token} within {self.threshold_days} days"
+
+
+class NotificationSettings(models.Model):
+    """A portal administrator's choice of e-mails (today: tokens about to expire)."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="notification_settings",
+    )
+    expiring_tokens = models.BooleanField(
+        default=False, help_text="E-mail me when tokens are about to expire."
+    )
+
+    def __str__(self):
+        return f"Notifications of {self.user}"
