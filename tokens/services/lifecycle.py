@@ -46,6 +46,9 @@ class StaleTokenEdit(TokenServiceError):
 class RevokeChannel:
     PORTAL = "portal"  # the portal's REVOKE and Django admin: portal-issued tokens only
     OAUTH = "oauth"  # RFC 7009 revocation by the client the token was issued to
+    # An incident: all tokens of an app whose secret leaked, a token a secret scanner
+    # found public. Any origin, OAuth-issued too; only an expired token is left alone.
+    INCIDENT = "incident"
 
 
 # What the portal channel says when it refuses a revoke (AccessToken.portal_revoke_refusal).
@@ -62,16 +65,20 @@ class IssuedToken:
     secret: str  # shown once to whoever asked for it, never stored
 
 
-def actor_label(actor: Actor | None) -> str:
+def actor_label(actor: Actor | str | None) -> str:
+    """Who acted, as audit entries name them; a str is a named system actor
+    ("secret scanning")."""
     if actor is None:
         return "system"
+    if isinstance(actor, str):
+        return actor
     if isinstance(actor, App):
         return f"client {actor.name} ({actor.client_id})"
     return actor.get_username()
 
 
-def _actor_user(actor: Actor | None):
-    return None if actor is None or isinstance(actor, App) else actor
+def _actor_user(actor: Actor | str | None):
+    return None if actor is None or isinstance(actor, App | str) else actor
 
 
 def _plans_snapshot(plans: Iterable[Plan], *, among: Iterable[Plan] = ()) -> dict[str, str]:
@@ -285,7 +292,7 @@ def token_update(
 def token_revoke(
     *,
     token: AccessToken,
-    actor: Actor | None,
+    actor: Actor | str | None,
     reason: str = "",
     channel: str = RevokeChannel.PORTAL,
     remote_addr: str | None = None,
@@ -299,6 +306,8 @@ def token_revoke(
     now = timezone.now()
     if channel == RevokeChannel.PORTAL and (refusal := token.portal_revoke_refusal(now)):
         raise TokenNotRevocable(_REVOKE_REFUSED[refusal])
+    if channel == RevokeChannel.INCIDENT and token.status_at(now) == TokenStatus.EXPIRED:
+        raise TokenNotRevocable(_REVOKE_REFUSED[TokenStatus.EXPIRED])
     label = actor_label(actor)
     reason = mask_secrets(reason)  # "leaked: tpk_…" pasted as the reason must not keep it
     # The conditional update is the lock: of any number of concurrent revokes,
