@@ -9,6 +9,7 @@ from django.utils.safestring import mark_safe
 from django_filters.fields import ModelMultipleChoiceField
 from django_filters.widgets import DateRangeWidget
 
+from tokens import crypto
 from tokens.models import AccessToken, Api, App, Plan, TokenOrigin, TokenStatus
 
 _MAX_ID = 2**63 - 1
@@ -204,3 +205,27 @@ class TokenFilter(django_filters.FilterSet):
             for key in ("created", "expires")
             for end in ("after", "before")
         )
+
+
+def token_filter(params, *, request=None, queryset=None) -> TokenFilter:
+    """The Access Tokens list's filter of ``params`` (its query string): what the list
+    shows, and what its bulk revoke and CSV export act on. ``.qs`` has the tokens (an
+    invalid filter is left out, as the list does; ``.form.errors`` says which)."""
+    return TokenFilter(
+        params or None,
+        queryset=AccessToken.objects.with_list_columns() if queryset is None else queryset,
+        request=request,
+    )
+
+
+def without_pasted_secret(params):
+    """``params`` with a pasted full token in ``q`` replaced by its masked code, which
+    finds the same token by its display prefix, so the page never echoes the secret
+    (search box, sort and page links all repeat ``q``)."""
+    query = params.get("q", "").strip()
+    if not crypto.looks_like_token(query):
+        return params
+    token = AccessToken.objects.by_secret(query).only("prefix", "suffix").first()
+    params = params.copy()
+    params["q"] = token.masked_code if token else crypto.display_parts(query)[0]
+    return params

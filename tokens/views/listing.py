@@ -7,9 +7,7 @@ from django.utils.http import urlencode
 from django.views.decorators.cache import never_cache
 from django.views.generic import ListView
 
-from tokens import crypto
-from tokens.filters import TokenFilter
-from tokens.models import AccessToken
+from tokens.filters import token_filter, without_pasted_secret
 from tokens.pagination import SEARCH_EXACT_COUNT_LIMIT, EstimatedCountPaginator
 from tokens.views.base import PortalPermissionMixin
 
@@ -23,7 +21,7 @@ class TokenListView(PortalPermissionMixin, ListView):
     context_object_name = "tokens"
 
     def get(self, request, *args, **kwargs):
-        request.GET = _without_pasted_secret(request.GET)
+        request.GET = without_pasted_secret(request.GET)
         return super().get(request, *args, **kwargs)
 
     def post(self, request, *args, **kwargs):
@@ -32,7 +30,7 @@ class TokenListView(PortalPermissionMixin, ListView):
         list's shareable address, with the other filters kept."""
         params = request.GET.copy()
         params["q"] = request.POST.get("q", "").strip()[:500]
-        params = _without_pasted_secret(params)
+        params = without_pasted_secret(params)
         params.pop("page", None)
         if not params["q"]:
             del params["q"]
@@ -46,11 +44,7 @@ class TokenListView(PortalPermissionMixin, ListView):
         return size if size in PAGE_SIZES else 25
 
     def get_queryset(self):
-        self.filterset = TokenFilter(
-            self.request.GET or None,
-            queryset=AccessToken.objects.with_list_columns(),
-            request=self.request,
-        )
+        self.filterset = token_filter(self.request.GET, request=self.request)
         return self.filterset.qs
 
     def paginate_queryset(self, queryset, page_size):
@@ -84,16 +78,3 @@ class TokenListView(PortalPermissionMixin, ListView):
             page_sizes=PAGE_SIZES,
         )
         return context
-
-
-def _without_pasted_secret(params):
-    """``params`` with a pasted full token in ``q`` replaced by its masked code, which
-    finds the same token by its display prefix, so the page never echoes the secret
-    (search box, sort and page links all repeat ``q``)."""
-    query = params.get("q", "").strip()
-    if not crypto.looks_like_token(query):
-        return params
-    token = AccessToken.objects.by_secret(query).only("prefix", "suffix").first()
-    params = params.copy()
-    params["q"] = token.masked_code if token else crypto.display_parts(query)[0]
-    return params
