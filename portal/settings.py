@@ -297,6 +297,8 @@ TOKEN_PORTAL = {
     "BULK_REVOKE_INLINE_LIMIT": int(os.environ.get("TOKEN_PORTAL_BULK_REVOKE_INLINE_LIMIT", "300")),
     # Tokens revoked per transaction by a job (each batch commits, then purges the cache).
     "JOB_BATCH_SIZE": int(os.environ.get("TOKEN_PORTAL_JOB_BATCH_SIZE", "500")),
+    # Seconds a job waits between batches (leaves the database to the gateway checks).
+    "JOB_BATCH_PAUSE": float(os.environ.get("TOKEN_PORTAL_JOB_BATCH_PAUSE", "0")),
     # A running job whose worker has not reported for this many seconds is resumed.
     "JOB_STALL_SECONDS": int(os.environ.get("TOKEN_PORTAL_JOB_STALL_SECONDS", "60")),
     # Lifetime of tokens issued by the OAuth token endpoint, in seconds.

@@ -7,7 +7,15 @@ names below: ``from tokens import services; services.token_revoke(...)``.
 """
 
 from tokens.errors import TokenServiceError
-from tokens.services.bulk import BulkRevokeResult, portal_revoke_skip_reason, token_revoke_many
+from tokens.services.bulk import (
+    BatchResult,
+    BulkRevokeResult,
+    Skip,
+    count_batch_outcome,
+    portal_revoke_skip_reason,
+    revoke_batch,
+    token_revoke_many,
+)
 from tokens.services.clients import (
     app_create,
     app_regenerate_secret,
@@ -29,6 +37,10 @@ from tokens.services.lifecycle import (
 
 __all__ = [
     "Actor",
+    "BatchResult",
+    "Skip",
+    "count_batch_outcome",
+    "revoke_batch",
     "BulkRevokeResult",
     "IssuedToken",
     "RevokeChannel",
