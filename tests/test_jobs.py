@@ -32,14 +32,13 @@ def _start(query, total, actor=None, **kwargs):
 
 
 def test_a_small_job_runs_in_the_request_revoking_each_token_with_its_audit_event(
-    portal_admin, django_capture_on_commit_callbacks
+    transactional_db, portal_admin
 ):
     app = AppFactory(name="Acme")
     tokens = _portal_tokens(app, 5)
     other = make_token()[0]
     assert all(check.check_token(secret) is not None for _, secret in tokens)  # now cached
-    with django_capture_on_commit_callbacks(execute=True):
-        job = _start(f"app={app.pk}", 5, actor=portal_admin, reason="laptop stolen")
+    job = _start(f"app={app.pk}", 5, actor=portal_admin, reason="laptop stolen")
 
     assert job.status == JobStatus.DONE
     assert (job.total, job.processed, job.revoked, job.skipped_total) == (5, 5, 5, 0)
