@@ -3,6 +3,7 @@
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef
 from django.forms.utils import flatatt
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
@@ -10,7 +11,16 @@ from django_filters.fields import ModelMultipleChoiceField
 from django_filters.widgets import DateRangeWidget
 
 from tokens import crypto
-from tokens.models import AccessToken, Api, App, Plan, TokenOrigin, TokenStatus
+from tokens.models import (
+    AccessToken,
+    Api,
+    App,
+    AuditAction,
+    AuditEvent,
+    Plan,
+    TokenOrigin,
+    TokenStatus,
+)
 
 _MAX_ID = 2**63 - 1
 
@@ -166,6 +176,8 @@ class TokenFilter(django_filters.FilterSet):
         field_name="expires_at",
         widget=DateRange(attrs={"type": "date", "class": "form-control"}),
     )
+    # "The tokens this job revoked" (the link at the end of a bulk revoke); not in the form.
+    job = django_filters.UUIDFilter(method="filter_job", widget=forms.HiddenInput)
     o = StableOrderingFilter(
         label="Sort by",
         fields=(
@@ -192,6 +204,15 @@ class TokenFilter(django_filters.FilterSet):
 
     def filter_api(self, queryset, name, value):
         return queryset.with_api(value) if value else queryset
+
+    def filter_job(self, queryset, name, value):
+        return queryset.filter(
+            Exists(
+                AuditEvent.objects.filter(
+                    token=OuterRef("pk"), job__public_id=value, action=AuditAction.REVOKED
+                )
+            )
+        )
 
     def filter_plan(self, queryset, name, value):
         return queryset.with_plan([value])

@@ -208,3 +208,15 @@ class RevokeForm(forms.Form):
         reason = self.cleaned_data["reason"].replace("\r\n", "\n")
         # A pasted leaked token is welcome here: the revoke service masks it.
         return _clean_text(reason, label="The reason", allow="\t\n", secrets_ok=True)
+
+
+class AppRevokeForm(RevokeForm):
+    """An app's "Revoke all tokens": the reason, and whether to give it a new secret."""
+
+    regenerate_secret = forms.BooleanField(
+        label="Also regenerate the client secret",
+        required=False,
+        initial=True,
+        help_text="The old secret stops working at once; the new one is shown once. Tokens "
+        "cannot be issued with the leaked secret while the tokens are being revoked.",
+    )

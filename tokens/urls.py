@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tokens.views import create, detail, edit, listing, revoke
+from tokens.views import bulk, create, detail, edit, listing, revoke
 
 app_name = "tokens"
 
@@ -11,4 +11,9 @@ urlpatterns = [
     path("<uuid:public_id>/edit/", edit.TokenEditView.as_view(), name="edit"),
     path("<uuid:public_id>/revoke/", revoke.TokenRevokeView.as_view(), name="revoke"),
     path("<uuid:public_id>/history/", detail.TokenHistoryView.as_view(), name="history"),
+    path("revoke-selected/", bulk.BulkRevokeView.as_view(), name="bulk_revoke"),
+    path("apps/<int:app_id>/revoke-all/", bulk.AppRevokeView.as_view(), name="app_revoke"),
+    path("jobs/", bulk.JobListView.as_view(), name="jobs"),
+    path("jobs/<uuid:public_id>/", bulk.JobDetailView.as_view(), name="job"),
+    path("jobs/<uuid:public_id>/resume/", bulk.JobResumeView.as_view(), name="job_resume"),
 ]

@@ -10,6 +10,7 @@ import pytest
 from django.contrib.auth.models import Group
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 
 from tests.factories import (
     AppFactory,
@@ -20,7 +21,7 @@ from tests.factories import (
     user_with_perms,
 )
 from tokens import urls as token_urls
-from tokens.models import AccessToken, AuditEvent
+from tokens.models import AccessToken, AuditEvent, Job, JobKind, JobStatus
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
 
@@ -31,8 +32,12 @@ def _post_data(name, token):
         return data | extra_fields_data() | plans_data()
     if name == "edit":
         return {"owner": "Changed", "version": "1"} | extra_fields_data() | plans_data()
-    if name == "revoke":
+    if name in ("revoke", "app_revoke"):
         return {"reason": "because"}
+    if name == "bulk_revoke":
+        return {"token": str(token.public_id), "reason": "because"}
+    if name == "job_resume":
+        return {}
     return {"q": "Ada"}  # the list's quick search
 
 
@@ -48,12 +53,32 @@ MATRIX = {
     ("edit", "post"): {"admin", "superuser"},
     ("create", "get"): {"admin", "superuser"},
     ("create", "post"): {"admin", "superuser"},
+    ("bulk_revoke", "get"): {"support", "admin", "superuser"},
+    ("bulk_revoke", "post"): {"support", "admin", "superuser"},
+    ("app_revoke", "get"): {"support", "admin", "superuser"},
+    ("app_revoke", "post"): {"support", "admin", "superuser"},
+    ("jobs", "get"): {"viewer", "auditor", "support", "admin", "superuser"},
+    ("job", "get"): {"viewer", "auditor", "support", "admin", "superuser"},
+    ("job_resume", "post"): {"support", "admin", "superuser"},
 }
 ROLES = ["anonymous", "nobody", "viewer", "auditor", "support", "admin", "superuser"]
 # What a permitted request answers: a page, or a redirect (after a change, or from the
 # quick search to the list's shareable address).
-PERMITTED_STATUS = {("edit", "post"): 302, ("revoke", "post"): 302, ("list", "post"): 302}
-CHANGES = {("create", "post"), ("edit", "post"), ("revoke", "post")}
+PERMITTED_STATUS = {
+    ("edit", "post"): 302,
+    ("revoke", "post"): 302,
+    ("list", "post"): 302,
+    ("bulk_revoke", "post"): 302,
+    ("app_revoke", "post"): 302,
+    ("job_resume", "post"): 302,
+}
+CHANGES = {
+    ("create", "post"),
+    ("edit", "post"),
+    ("revoke", "post"),
+    ("bulk_revoke", "post"),
+    ("app_revoke", "post"),
+}
 
 
 def _user(role):
@@ -75,8 +100,21 @@ def _user(role):
 
 
 def _url(name, token):
-    if name in ("list", "create"):
+    if name in ("list", "create", "jobs"):
         return reverse(f"tokens:{name}")
+    if name == "bulk_revoke":
+        return reverse("tokens:bulk_revoke") + f"?token={token.public_id}"
+    if name == "app_revoke":
+        return reverse("tokens:app_revoke", args=[token.app_id])
+    if name in ("job", "job_resume"):
+        job = Job.objects.create(
+            kind=JobKind.BULK_REVOKE,
+            actor_label="someone",
+            description="x",
+            cutoff=timezone.now(),
+            status=JobStatus.DONE,
+        )
+        return reverse(f"tokens:{name}", args=[job.public_id])
     return reverse(f"tokens:{name}", args=[token.public_id])
 
 

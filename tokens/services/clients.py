@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from portal.logs import security_log
 from tokens import conf, crypto
 from tokens.models import AccessToken, App, Plan, TokenOrigin
 from tokens.services.lifecycle import (
@@ -39,10 +40,19 @@ def app_create(
 
 
 @transaction.atomic
-def app_regenerate_secret(*, app: App) -> str:
+def app_regenerate_secret(*, app: App, actor=None, remote_addr: str | None = None) -> str:
+    """A new client secret for ``app`` (the old one stops working at once); returned
+    to be shown once, stored only as its digest."""
     secret = crypto.generate_client_secret()
     app.set_client_secret(secret)
     app.save(update_fields=["client_secret_digest"])
+    security_log(
+        "app_secret_regenerated",
+        actor=actor,
+        remote_addr=remote_addr,
+        app=app.client_id,
+        on_commit=True,
+    )
     return secret
 
 

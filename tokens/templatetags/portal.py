@@ -77,3 +77,12 @@ def widget_marking_errors(field) -> str:
         return field.as_widget()
     css = field.field.widget.attrs.get("class", "")
     return field.as_widget(attrs={"class": f"{css} is-invalid".strip()})
+
+
+@register.filter
+def intcomma_plain(value) -> str:
+    """27431 → "27,431" (counts of tokens)."""
+    try:
+        return f"{int(value):,}"
+    except (TypeError, ValueError):
+        return str(value)
