@@ -85,12 +85,14 @@ class BulkRevokeView(PortalPermissionMixin, View):
     template_name = "tokens/token_bulk_revoke.html"
 
     def selection(self, data):
-        """(query string the job keeps, its description, the queryset, the list's URL)."""
+        """(query string the job keeps, its description, the queryset, the list's URL);
+        the list's filter is read as the list reads it (a pasted secret masked)."""
         filters = QueryDict(mutable=True)
         for key, values in QueryDict(data.get("filter", "")).lists():
             if key not in _NOT_FILTERS:
                 filters.setlist(key, values)
         filters = without_pasted_secret(filters)
+        self.filters = filters.urlencode()
         list_url = reverse("tokens:list") + (f"?{filters.urlencode()}" if filters else "")
         if data.get("all") == "1":
             filterset = token_filter(filters, request=self.request)
@@ -125,7 +127,7 @@ class BulkRevokeView(PortalPermissionMixin, View):
             "skipped": skipped,
             "skipped_total": sum(skipped.values()),
             "hidden": [
-                ("filter", data.get("filter", "")),
+                ("filter", self.filters),
                 ("cutoff", cutoff.isoformat()),
                 *([("all", "1")] if data.get("all") == "1" else []),
                 *[("token", str(i)) for i in _selected_ids(data.getlist("token"))],
