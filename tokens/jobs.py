@@ -114,6 +114,29 @@ def start(
     return job
 
 
+def start_app_revoke(*, app, actor, reason, regenerate_secret, remote_addr):
+    """Revoke every token of ``app`` (a job), and give it a new client secret first when
+    asked, in one transaction: no token can be issued with the leaked secret meanwhile.
+    Returns the job and the new secret (None when not regenerated)."""
+    with transaction.atomic():
+        secret = None
+        if regenerate_secret:
+            secret = services.app_regenerate_secret(app=app, actor=actor, remote_addr=remote_addr)
+        cutoff = timezone.now()
+        total = app.tokens.filter(created_at__lte=cutoff).count()
+        job = start(
+            kind=JobKind.APP_REVOKE,
+            actor=actor,
+            description=f"every token of the app {app.name} ({app.client_id})",
+            total=total,
+            app=app,
+            reason=reason,
+            cutoff=cutoff,
+            remote_addr=remote_addr,
+        )
+    return job, secret
+
+
 def enqueue(job: Job) -> None:
     """Queue a task to run ``job``; that task's id becomes the job's lease holder, so a
     runner still working on it (a stalled one) loses its lease at its next batch."""

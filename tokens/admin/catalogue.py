@@ -12,6 +12,7 @@ from django.db import transaction
 from django.urls import path, reverse
 
 from tokens import services
+from tokens.admin.incident import AppRevokeMixin
 from tokens.admin.mixins import (
     AdminPageMixin,
     CheckedListMixin,
@@ -79,6 +80,7 @@ class SubscriptionInline(admin.TabularInline):
 
 @admin.register(App)
 class AppAdmin(
+    AppRevokeMixin,
     ReportsPurgeFailures,
     AdminPageMixin,
     CheckedListMixin,
@@ -96,7 +98,7 @@ class AppAdmin(
     fields = ("name", "client_id", "can_introspect", "is_active", "created_at")
     readonly_fields = ("client_id", "created_at")
     inlines = [SubscriptionInline]
-    actions = ["regenerate_secret"]
+    actions = ["regenerate_secret", "revoke_all_tokens"]
     Media = TokenAdminMedia
 
     def get_urls(self):

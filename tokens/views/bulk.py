@@ -200,7 +200,7 @@ class AppRevokeView(PortalPermissionMixin, View):
         regenerate = form.cleaned_data["regenerate_secret"]
         if regenerate and not request.user.has_perm("tokens.change_app"):
             raise PermissionDenied
-        job, secret = start_app_revoke(
+        job, secret = jobs.start_app_revoke(
             app=app,
             actor=request.user,
             reason=form.cleaned_data["reason"],
@@ -215,29 +215,6 @@ class AppRevokeView(PortalPermissionMixin, View):
             "tokens/app_secret_regenerated.html",
             {"app": app, "job": job, "client_secret": secret},
         )
-
-
-def start_app_revoke(*, app, actor, reason, regenerate_secret, remote_addr):
-    """Revoke every token of ``app`` (a job), and give it a new client secret first when
-    asked, in one transaction: no token can be issued with the leaked secret meanwhile.
-    Returns the job and the new secret (None when not regenerated)."""
-    with transaction.atomic():
-        secret = None
-        if regenerate_secret:
-            secret = services.app_regenerate_secret(app=app, actor=actor, remote_addr=remote_addr)
-        cutoff = timezone.now()
-        total = app.tokens.filter(created_at__lte=cutoff).count()
-        job = jobs.start(
-            kind=JobKind.APP_REVOKE,
-            actor=actor,
-            description=f"every token of the app {app.name} ({app.client_id})",
-            total=total,
-            app=app,
-            reason=reason,
-            cutoff=cutoff,
-            remote_addr=remote_addr,
-        )
-    return job, secret
 
 
 @method_decorator(never_cache, name="dispatch")
