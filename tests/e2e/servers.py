@@ -194,3 +194,14 @@ def gunicorn(
     ]
     with running(args, port=port, env=env, timeout=30):
         yield f"http://127.0.0.1:{port}"
+
+
+@contextlib.contextmanager
+def redis_server(directory: Path, port: int):
+    """A redis-server of this test's own, persisting to ``directory`` only when told to
+    (SAVE), never on its own."""
+    binary = require_binary("redis-server")
+    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
+    args += ["--appendonly", "no", "--dir", str(directory), "--dbfilename", "dump.rdb"]
+    with running(args, port=port) as process:
+        yield process

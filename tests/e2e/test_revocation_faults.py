@@ -17,7 +17,6 @@ import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 import requests
@@ -25,17 +24,6 @@ import requests
 from tests.e2e import servers
 
 pytestmark = pytest.mark.e2e
-
-
-@contextlib.contextmanager
-def redis_server(directory: Path, port: int):
-    """A redis-server of this test's own, persisting to ``directory`` only when told to
-    (SAVE), never on its own."""
-    binary = servers.require_binary("redis-server")
-    args = [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", ""]
-    args += ["--appendonly", "no", "--dir", str(directory), "--dbfilename", "dump.rdb"]
-    with servers.running(args, port=port) as process:
-        yield process
 
 
 def redis_cli(port: int, *command: str) -> str:
@@ -57,7 +45,7 @@ def world(tmp_path):
         REDIS_TIMEOUT="0.5",
         REDIS_CONNECT_TIMEOUT="0.5",
     )
-    with redis_server(tmp_path, port) as redis_process:
+    with servers.redis_server(tmp_path, port) as redis_process:
         servers.manage("migrate", "--no-input", env=env)
         payer = json.loads(
             servers.manage("create_app", "--name", "Payer", "--subscribe", "/pay:Gold", env=env)

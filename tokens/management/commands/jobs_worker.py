@@ -4,11 +4,13 @@
 ``manage.py start`` starts one beside the web server."""
 
 import logging
+import sys
 import threading
 
 from django.db import close_old_connections
 from django_tasks_db.management.commands import db_worker
 
+from portal.deployment import shared_cache_problem
 from tokens import jobs
 
 logger = logging.getLogger("tokens.jobs")
@@ -35,6 +37,18 @@ class Command(db_worker.Command):
         "Run the portal's background jobs (bulk revocations), resuming any whose worker "
         "stopped. Same options as django-tasks-db's db_worker."
     )
+
+    def run_from_argv(self, argv):
+        # A process of its own (not call_command, which runs in the caller's process):
+        # without a shared cache, the revokes of its jobs could not reach the servers'.
+        if shared_cache_problem(2) is not None:
+            self.stderr.write(
+                "CommandError: a job worker needs REDIS_URL: without a shared cache, a token "
+                "its job revokes could stay valid in a web server's own cache. Set REDIS_URL, "
+                "or run `manage.py start`, which runs the jobs in the web server's process."
+            )
+            sys.exit(1)
+        return super().run_from_argv(argv)
 
     def handle(self, *args, **options):
         stop = threading.Event()
