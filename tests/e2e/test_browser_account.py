@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.sync_playwright import Axe
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -44,6 +45,11 @@ def focused(page) -> str:
     )
 
 
+def accessibility_violations(page) -> list[str]:
+    """What axe-core finds wrong on the page as it is now (rule ids)."""
+    return [violation["id"] for violation in Axe().run(page).response["violations"]]
+
+
 def menu_open(page) -> bool:
     return page.locator("[data-user-menu]").evaluate("menu => menu.open")
 
@@ -67,6 +73,7 @@ def test_the_user_menu_works_with_the_keyboard_alone(live_server, browser_page, 
     page.keyboard.press("Enter")
     assert menu_open(page)
     assert page.get_by_role("link", name="Two-factor authentication").is_visible()
+    assert accessibility_violations(page) == []
     # Escape closes it, back on the toggle; the down arrow opens it on its first item.
     page.keyboard.press("Escape")
     assert not menu_open(page) and focused(page) == "SUMMARY ada"
@@ -146,6 +153,7 @@ def test_new_recovery_codes_are_confirmed_then_copied_and_downloaded(
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10 and all(CODE.match(code) for code in codes)
     assert not set(codes) & set(old_codes)
+    assert accessibility_violations(page) == []
 
     page.get_by_role("button", name="Copy").click()
     page.get_by_role("button", name="Copied").wait_for()
