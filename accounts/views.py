@@ -1,6 +1,7 @@
 """Login (throttled), two-factor verification and enrolment, recovery codes."""
 
 import logging
+from urllib.parse import quote
 
 import django_otp
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.contrib.auth.views import redirect_to_login
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.crypto import salted_hmac
 from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -230,17 +232,42 @@ class MfaSetupView(SecondFactorView):
         device.refresh_from_db()
         self.complete(device, method)
         security_log("authn_mfa_enrolled", actor=user)
-        # Shown in this answer only (never stored in clear, never cached).
-        return render(
-            self.request,
-            "accounts/recovery_codes.html",
-            {"codes": codes, "next": _next_url(self.request), "enrolled": True},
+        return _recovery_codes_page(
+            self.request, codes, next_url=_next_url(self.request), enrolled=True
         )
+
+
+RECOVERY_CODES_FILENAME = "token-portal-recovery-codes.txt"
+
+
+def _recovery_codes_page(request, codes: list[str], *, next_url: str, enrolled: bool):
+    """The one time ``codes`` are shown: listed, to copy (js/account.js), and to download
+    as a text file. The download is a ``data:`` link written into this same answer (no
+    store, never cached): the codes are never kept in clear, not even in the session, so
+    no later request could hand them out again."""
+    made = timezone.now().strftime("%Y-%m-%d %H:%M %Z")
+    text = "\n".join(
+        [
+            f"Token Portal ({request.get_host()}): recovery codes of {request.user.get_username()}",
+            f"Made {made}. Each code logs you in once; new codes replace all of these.",
+            "",
+            *codes,
+            "",
+        ]
+    )
+    context = {
+        "codes": codes,
+        "next": next_url,
+        "enrolled": enrolled,
+        "download_url": "data:text/plain;charset=utf-8," + quote(text),
+        "download_name": RECOVERY_CODES_FILENAME,
+    }
+    return render(request, "accounts/recovery_codes.html", context)
 
 
 @method_decorator(never_cache, name="dispatch")
 class AccountSecurityView(LoginRequiredMixin, View):
-    """Two-factor status, and new recovery codes for a verified session."""
+    """Two-factor status, and the way to new recovery codes."""
 
     template_name = "accounts/security.html"
 
@@ -257,14 +284,45 @@ class AccountSecurityView(LoginRequiredMixin, View):
         )
 
     def post(self, request):
+        # New codes are asked for on their own page, confirmed there (a form of an older
+        # version of this page lands on that confirmation too).
+        return redirect("recovery-codes", permanent=False)
+
+
+@method_decorator(never_cache, name="dispatch")
+class RecoveryCodesView(LoginRequiredMixin, View):
+    """New recovery codes for a verified session: confirm first (the old codes stop
+    working), then shown once."""
+
+    template_name = "accounts/recovery_codes_confirm.html"
+
+    def dispatch(self, request, *args, **kwargs):
         user = request.user
-        if not (mfa.has_second_factor(user) and user.is_verified()):
+        if user.is_authenticated and not mfa.has_second_factor(user):
+            messages.info(request, "Set up two-factor authentication first.")
+            return redirect("account-security")
+        if user.is_authenticated and not user.is_verified():
             messages.error(request, "Verify with your authenticator app first.")
             return redirect_to_login(request.path, reverse("mfa-verify"))
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request):
+        remaining = mfa.remaining_recovery_codes(request.user)
+        return render(request, self.template_name, {"remaining": remaining})
+
+    def post(self, request):
+        user = request.user
         codes = mfa.new_recovery_codes(user)
         security_log("authn_mfa_recovery_codes_renewed", actor=user)
-        return render(
-            request,
-            "accounts/recovery_codes.html",
-            {"codes": codes, "next": reverse("account-security"), "enrolled": False},
+        return _recovery_codes_page(
+            request, codes, next_url=reverse("account-security"), enrolled=False
         )
+
+
+class LogoutView(auth_views.LogoutView):
+    """Django's logout (POST only), which then says so on the login page."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        messages.success(request, "You have been logged out.")
+        return response

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from portal.logs import contains_secret
+from tokens import services
 from tokens.models import AccessToken, Api, App, Plan
 
 EXTRA_FIELD_NAME_MAX = 100
@@ -195,13 +196,26 @@ class TokenCreateForm(forms.Form):
 
 
 class RevokeForm(forms.Form):
+    """The reason of a revoke. Whether one is required is the service's rule
+    (``services.revoke_reason_required``), asked here so the form says so up front."""
+
     reason = forms.CharField(
-        label="Reason (optional)",
-        required=False,
+        label="Reason",
         max_length=500,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Kept in the token's history.",
     )
+
+    def __init__(self, *args, revoking: bool = True, **kwargs):
+        """``revoking``: whether any token will be revoked (only purging already revoked
+        tokens again asks no reason)."""
+        super().__init__(*args, **kwargs)
+        reason = self.fields["reason"]
+        reason.required = revoking and services.revoke_reason_required(
+            services.RevokeChannel.PORTAL
+        )
+        if not reason.required:
+            reason.label = "Reason (optional)"
 
     def clean_reason(self):
         # A textarea: its line breaks (CRLF from browsers) are text, not hidden characters.

@@ -45,6 +45,7 @@ def test_administrator_enrols_then_logs_in_with_a_totp_code(live_server, browser
     assert page.get_by_role("heading", name="Access Tokens").is_visible()
 
     # Next login: password, then a code computed here from the key the page showed.
+    page.locator("[data-user-menu] summary").click()  # the user menu
     page.get_by_role("button", name="Log out").click()
     log_in(page, live_server.url, "ada", PASSWORD)
     page.wait_for_url(re.compile(r"/accounts/mfa/"))

@@ -2,7 +2,8 @@
 button, and the confirmation they share.
 
 Which tokens may be revoked is the service's rule (``services.portal_revoke_skip_reason``);
-the reason is checked by the portal's ``RevokeForm``; revoking, its audit events and the
+the reason is checked by the portal's ``RevokeForm`` (whether one is required is the
+service's rule, ``services.revoke_reason_required``); revoking, its audit events and the
 cache purges are ``services.token_revoke_many``. Here: what to show and say.
 """
 
@@ -29,15 +30,12 @@ MAX_BULK_REVOKE = 1000
 
 
 class AdminRevokeForm(forms.RevokeForm):
-    """The portal's form, with its checks (length, no control characters); in the admin a
-    reason is asked whenever a token will be revoked."""
+    """The portal's form: its checks (length, no control characters) and its rule of
+    whether a reason is required (the service's); here with the admin's wording."""
 
-    def __init__(self, *args, reason_required: bool = True, **kwargs):
-        # Purging tokens that are already revoked again records nothing: no reason asked.
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         reason = self.fields["reason"]
-        reason.required = reason_required
-        reason.label = "Reason"
         reason.widget.attrs["cols"] = 60
         reason.help_text = (
             "Recorded in each token's history, e.g. “leaked in a public repository, ticket #1234”."
@@ -102,7 +100,7 @@ class RevokesTokens:
         sorted_tokens = sort_for_revoke(tokens)
         form = AdminRevokeForm(
             request.POST if request.POST.get("post") == "yes" else None,
-            reason_required=bool(sorted_tokens[0]),
+            revoking=bool(sorted_tokens[0]),
         )
         if form.is_valid():
             self.revoke_tokens(
@@ -132,7 +130,7 @@ class RevokesTokens:
         sorted_tokens = sort_for_revoke([token])
         form = AdminRevokeForm(
             request.POST if request.method == "POST" else None,
-            reason_required=bool(sorted_tokens[0]),
+            revoking=bool(sorted_tokens[0]),
         )
         if form.is_valid():
             self.revoke_tokens(

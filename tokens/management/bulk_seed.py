@@ -87,10 +87,14 @@ def bulk_tokens(target: int, *, say, batch: int = 250_000) -> None:
 
 
 # One batch of tokens: per row a random digest, app, owner (with a number), age up to
-# 400 days; 30 % OAuth-issued, 40 % without expiry, 7 % revoked (some expired by age).
+# 400 days; 30 % OAuth-issued, 40 % without expiry (7 % revoked, half-way through their
+# age), the others expiring 1 to 500 days after they were made (some expired by now).
+# 20 % never used; the others last used between their creation and ``stop``: now, or
+# their expiry or revocation if that came first (in the later 80 % of that time).
 _TOKEN_COLUMNS = (
     "id, public_id, digest, prefix, suffix, app_id, app_name, owner, extra_fields, origin,"
-    " grant_type, created_at, expires_at, revoked_at, revoked_by, revocation_reason, version"
+    " grant_type, created_at, expires_at, revoked_at, revoked_by, revocation_reason, version,"
+    " last_used_at"
 )
 _TOKENS_SQL = {
     "sqlite": f"""
@@ -99,8 +103,13 @@ r AS MATERIALIZED (
   SELECT n, lower(hex(randomblob(32))) AS digest, abs(random()) %% 1000 AS roll,
     abs(random()) %% 34560000 AS age, abs(random()) %% %(apps)s AS app_ix,
     abs(random()) %% %(owners)s AS owner_ix, abs(random()) %% 100000 AS num,
-    1 + abs(random()) %% 500 AS days
+    1 + abs(random()) %% 500 AS days, abs(random()) %% 1000000 AS used
   FROM seq
+),
+t AS (
+  SELECT r.*, CASE WHEN roll > 930 THEN %(now)s - age / 2
+    WHEN roll < 600 THEN min(%(now)s, %(now)s - age + days * 86400) ELSE %(now)s END AS stop
+  FROM r
 )
 INSERT INTO tokens_accesstoken ({_TOKEN_COLUMNS})
 SELECT %(start)s + n, %(prefix)s || printf('%%010x', %(start)s + n), digest,
@@ -113,8 +122,10 @@ SELECT %(start)s + n, %(prefix)s || printf('%%010x', %(start)s + n), digest,
     ELSE strftime('%%Y-%%m-%%d %%H:%%M:%%S', %(now)s - age + days * 86400, 'unixepoch') END,
   CASE WHEN roll > 930 THEN strftime('%%Y-%%m-%%d %%H:%%M:%%S', %(now)s - age / 2, 'unixepoch')
     END,
-  CASE WHEN roll > 930 THEN 'seed_demo' ELSE '' END, '', 1
-FROM r JOIN seed_apps a ON a.ix = r.app_ix JOIN seed_owners o ON o.ix = r.owner_ix
+  CASE WHEN roll > 930 THEN 'seed_demo' ELSE '' END, '', 1,
+  CASE WHEN used >= 200000 THEN strftime('%%Y-%%m-%%d %%H:%%M:%%S',
+    %(now)s - age + (stop - (%(now)s - age)) * used / 1000000, 'unixepoch') END
+FROM t JOIN seed_apps a ON a.ix = t.app_ix JOIN seed_owners o ON o.ix = t.owner_ix
 ORDER BY n
 """,  # noqa: S608
     "postgresql": f"""
@@ -122,8 +133,14 @@ WITH r AS MATERIALIZED (
   SELECT n, encode(sha256(int8send(n) || uuid_send(gen_random_uuid())), 'hex') AS digest,
     floor(random() * 1000)::int AS roll, floor(random() * 34560000)::int AS age,
     floor(random() * %(apps)s)::int AS app_ix, floor(random() * %(owners)s)::int AS owner_ix,
-    floor(random() * 100000)::int AS num, 1 + floor(random() * 500)::int AS days
+    floor(random() * 100000)::int AS num, 1 + floor(random() * 500)::int AS days,
+    floor(random() * 1000000)::int AS used
   FROM generate_series(0, %(count)s - 1) AS n
+),
+t AS (
+  SELECT r.*, CASE WHEN roll > 930 THEN %(now)s - age / 2
+    WHEN roll < 600 THEN least(%(now)s, %(now)s - age + days * 86400) ELSE %(now)s END AS stop
+  FROM r
 )
 INSERT INTO tokens_accesstoken ({_TOKEN_COLUMNS})
 SELECT %(start)s + n, (%(prefix)s || lpad(to_hex(%(start)s + n), 10, '0'))::uuid, digest,
@@ -134,8 +151,10 @@ SELECT %(start)s + n, (%(prefix)s || lpad(to_hex(%(start)s + n), 10, '0'))::uuid
   to_timestamp(%(now)s - age),
   CASE WHEN roll < 600 THEN to_timestamp(%(now)s - age + days * 86400) END,
   CASE WHEN roll > 930 THEN to_timestamp(%(now)s - age / 2) END,
-  CASE WHEN roll > 930 THEN 'seed_demo' ELSE '' END, '', 1
-FROM r JOIN seed_apps a ON a.ix = r.app_ix JOIN seed_owners o ON o.ix = r.owner_ix
+  CASE WHEN roll > 930 THEN 'seed_demo' ELSE '' END, '', 1,
+  CASE WHEN used >= 200000
+    THEN to_timestamp(%(now)s - age + (stop - (%(now)s - age))::bigint * used / 1000000) END
+FROM t JOIN seed_apps a ON a.ix = t.app_ix JOIN seed_owners o ON o.ix = t.owner_ix
 ORDER BY n
 """,  # noqa: S608
 }

@@ -31,7 +31,8 @@ class TokenRevokeView(TokenView):
 
     def post(self, request, public_id):
         token = self.get_token()
-        form = RevokeForm(request.POST)
+        # Retrying a purge (the token is revoked already) asks no reason.
+        form = RevokeForm(request.POST, revoking=token.revoked_at is None)
         if not form.is_valid():
             return self.render_page(token, form, status=400)
         try:
