@@ -207,3 +207,15 @@ def test_running_a_finished_job_again_changes_nothing():
     job.refresh_from_db()
     assert AuditEvent.objects.count() == before
     assert job.revoked == 3
+
+
+def test_a_batch_follows_the_one_revoke_reason_rule(monkeypatch):
+    from tokens.services import lifecycle
+
+    monkeypatch.setitem(lifecycle._REASON_REQUIRED, services.RevokeChannel.PORTAL, True)
+    token, _ = make_token()
+    with pytest.raises(services.TokenServiceError, match="reason is required"):
+        services.revoke_batch(token_ids=[token.pk], actor=None, reason="  ")
+    token.refresh_from_db()
+    assert token.revoked_at is None
+    assert services.revoke_batch(token_ids=[token.pk], actor=None, reason="lost").revoked == 1

@@ -199,6 +199,7 @@ class RevokeForm(forms.Form):
     """The reason of a revoke. Whether one is required is the service's rule
     (``services.revoke_reason_required``), asked here so the form says so up front."""
 
+    channel = services.RevokeChannel.PORTAL
     reason = forms.CharField(
         label="Reason",
         max_length=500,
@@ -211,9 +212,7 @@ class RevokeForm(forms.Form):
         tokens again asks no reason)."""
         super().__init__(*args, **kwargs)
         reason = self.fields["reason"]
-        reason.required = revoking and services.revoke_reason_required(
-            services.RevokeChannel.PORTAL
-        )
+        reason.required = revoking and services.revoke_reason_required(self.channel)
         if not reason.required:
             reason.label = "Reason (optional)"
 
@@ -226,6 +225,8 @@ class RevokeForm(forms.Form):
 
 class AppRevokeForm(RevokeForm):
     """An app's "Revoke all tokens": the reason, and whether to give it a new secret."""
+
+    channel = services.RevokeChannel.INCIDENT
 
     regenerate_secret = forms.BooleanField(
         label="Also regenerate the client secret",

@@ -18,9 +18,11 @@ from tokens.models import AccessToken, AuditAction, AuditEvent, Job, TokenOrigin
 from tokens.services.lifecycle import (
     Actor,
     RevokeChannel,
+    RevokeReasonRequired,
     TokenNotRevocable,
     _actor_user,
     actor_label,
+    revoke_reason_required,
     token_revoke,
 )
 
@@ -152,6 +154,8 @@ def revoke_batch(
     changes nothing. Tokens already revoked are purged again, as ``token_revoke`` does:
     running a batch again is how a failed purge is retried.
     """
+    if revoke_reason_required(channel) and not reason.strip():
+        raise RevokeReasonRequired("Say why these tokens are revoked: a reason is required.")
     with transaction.atomic():
         now = timezone.now()
         label = actor_label(actor)
