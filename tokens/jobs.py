@@ -80,10 +80,10 @@ def start(
     reason: str = "",
     cutoff=None,
     remote_addr: str | None = None,
+    launch_now: bool = True,
 ) -> Job:
-    """Record the job and run it: here and now when it is small (up to
-    ``BULK_REVOKE_INLINE_LIMIT`` tokens), else queued for the worker once this
-    transaction commits."""
+    """Record the job and ``launch`` it (unless ``launch_now`` is false: the caller
+    launches it once its own transaction is done)."""
     job = Job.objects.create(
         kind=kind,
         actor=services.lifecycle._actor_user(actor),
@@ -106,12 +106,21 @@ def start(
         total=total,
         on_commit=True,
     )
-    if total <= setting("BULK_REVOKE_INLINE_LIMIT"):
+    if launch_now:
+        launch(job)
+    return job
+
+
+def launch(job: Job) -> None:
+    """Run ``job`` here and now when it is small (up to ``BULK_REVOKE_INLINE_LIMIT``
+    tokens), else queue it for a worker once the current transaction commits. Called
+    outside a transaction, each batch commits (and purges) on its own, and a purge that
+    fails is the job's to report, not the caller's."""
+    if job.total <= setting("BULK_REVOKE_INLINE_LIMIT"):
         run(job.pk)
         job.refresh_from_db()
     else:
         transaction.on_commit(lambda: enqueue(job))
-    return job
 
 
 def start_app_revoke(*, app, actor, reason, regenerate_secret, remote_addr):
@@ -125,6 +134,7 @@ def start_app_revoke(*, app, actor, reason, regenerate_secret, remote_addr):
         cutoff = timezone.now()
         total = app.tokens.filter(created_at__lte=cutoff).count()
         job = start(
+            launch_now=False,
             kind=JobKind.APP_REVOKE,
             actor=actor,
             description=f"every token of the app {app.name} ({app.client_id})",
@@ -134,6 +144,7 @@ def start_app_revoke(*, app, actor, reason, regenerate_secret, remote_addr):
             cutoff=cutoff,
             remote_addr=remote_addr,
         )
+    launch(job)
     return job, secret
 
 

@@ -150,17 +150,16 @@ class BulkRevokeView(PortalPermissionMixin, View):
         if not total:
             messages.info(request, "No token matches any more; nothing was revoked.")
             return redirect(list_url)
-        with transaction.atomic():
-            job = jobs.start(
-                kind=JobKind.BULK_REVOKE,
-                actor=request.user,
-                description=description,
-                total=total,
-                query=query,
-                reason=form.cleaned_data["reason"],
-                cutoff=cutoff,
-                remote_addr=remote_addr(request),
-            )
+        job = jobs.start(
+            kind=JobKind.BULK_REVOKE,
+            actor=request.user,
+            description=description,
+            total=total,
+            query=query,
+            reason=form.cleaned_data["reason"],
+            cutoff=cutoff,
+            remote_addr=remote_addr(request),
+        )
         return redirect(job)
 
 
