@@ -14,6 +14,7 @@ from tokens.services.clients import (
     token_issue_for_client,
     token_revoke_by_client,
 )
+from tokens.services.leaks import LeakReportOutcome, ReportedSecret, report_leaked
 from tokens.services.lifecycle import (
     Actor,
     IssuedToken,
@@ -31,6 +32,8 @@ __all__ = [
     "Actor",
     "BulkRevokeResult",
     "IssuedToken",
+    "LeakReportOutcome",
+    "ReportedSecret",
     "RevokeChannel",
     "StaleTokenEdit",
     "TokenNotEditable",
@@ -40,6 +43,7 @@ __all__ = [
     "app_create",
     "app_regenerate_secret",
     "portal_revoke_skip_reason",
+    "report_leaked",
     "token_create",
     "token_issue_for_client",
     "token_revoke",
