@@ -552,3 +552,53 @@ def test_no_reported_string_is_ever_logged(github, caplog, django_capture_on_com
     report = next(field for field in fields if field["event"] == "secret_scanning_report")
     assert (report["entries"], report["true_positives"], report["revoked"]) == (2, 1, 1)
     assert any(field["event"] == "authn_secret_scanning_fail" for field in fields)
+
+
+# --- Failures after a valid signature ----------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_purge_answers_503_and_the_retried_delivery_purges(github, monkeypatch):
+    from django.core.cache import cache as django_cache
+
+    from tokens.gateway.cache import PURGED, token_cache_key
+
+    token, secret = make_token()
+    key = token_cache_key(token.digest)
+    django_cache.set(key, "cached as active")
+    real_set = django_cache.set
+
+    def refuse(*args, **kwargs):
+        raise ConnectionError("cache down")
+
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", refuse)
+    monkeypatch.setattr("tokens.gateway.cache.time.sleep", lambda seconds: None)
+    body = json.dumps([entry(secret)]).encode()
+
+    failed = github.post(body)
+
+    assert failed.status_code == 503 and failed["Retry-After"]
+    token.refresh_from_db()
+    assert token.revoked_at is not None  # acted on and committed
+    assert django_cache.get(key) == "cached as active"
+
+    monkeypatch.setattr("tokens.gateway.cache.cache.set", real_set)
+    retried = github.post(body)  # GitHub delivers the same report again
+
+    assert retried.status_code == 200 and retried.json()[0]["label"] == "true_positive"
+    assert django_cache.get(key) == PURGED
+    assert len(events(token, AuditAction.REVOKED)) == 1
+
+
+def test_an_unavailable_database_answers_503_never_500(github, monkeypatch):
+    from django.db import OperationalError
+
+    def down(*args, **kwargs):
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(services, "report_leaked", down)
+
+    response = github.post([entry(crypto.generate_token())])
+
+    assert response.status_code == 503 and response["Retry-After"]
+    assert response.json()["error"]
