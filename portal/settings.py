@@ -319,6 +319,9 @@ TOKEN_PORTAL = {
     # sets: "X-Original-URI" (nginx) or "X-Forwarded-Uri" (Traefik). Empty: either, and
     # 403 when a request has both and they differ (docs/gateway.md).
     "TRUSTED_URI_HEADER": os.environ.get("TOKEN_PORTAL_TRUSTED_URI_HEADER", "").strip(),
+    # GitHub's secret scanning public keys, a file in the shape GitHub publishes them
+    # (docs/secret-scanning.md); empty: no /secret-scanning/github/ endpoint (404).
+    "SECRET_SCANNING_KEYS": os.environ.get("TOKEN_PORTAL_SECRET_SCANNING_KEYS", "").strip(),
     # Counted in the cache (shared through Redis): "N/s", "N/m", "N/h"; empty: no limit.
     "RATE_LIMITS": {
         # Login attempts per client address; failed logins per account; failed

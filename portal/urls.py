@@ -3,6 +3,7 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 
 from accounts.views import admin_login
+from tokens import secret_scanning
 from tokens.gateway.forward_auth import forward_auth
 
 urlpatterns = [
@@ -16,4 +17,5 @@ urlpatterns = [
     path("oauth/", include("tokens.oauth.urls")),
     # Usually answered by GatewayFastPathMiddleware before URL resolution.
     path("gateway/auth", forward_auth, name="gateway-auth"),
+    path("secret-scanning/github/", secret_scanning.github, name="secret-scanning-github"),
 ]

@@ -5,6 +5,7 @@ tests override ``settings.TOKEN_PORTAL`` as a whole or in part, and this sees it
 from django.conf import settings
 
 DEFAULTS = {
+    "SECRET_SCANNING_KEYS": "",
     "OAUTH_TOKEN_LIFETIME": 3600,
     "GATEWAY_CACHE_SECONDS": 60,
     "LAST_USED_RESOLUTION": 60,

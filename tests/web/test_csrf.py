@@ -13,7 +13,13 @@ pytestmark = pytest.mark.django_db
 
 # Machine endpoints: callers authenticate with client credentials or a bearer token,
 # never with a cookie, so a forged cross-site request carries nothing to abuse.
-CSRF_EXEMPT_ROUTES = {"oauth:token", "oauth:revoke", "oauth:introspect", "gateway-auth"}
+CSRF_EXEMPT_ROUTES = {
+    "oauth:token",
+    "oauth:revoke",
+    "oauth:introspect",
+    "gateway-auth",
+    "secret-scanning-github",  # signed by GitHub (tokens.secret_scanning)
+}
 
 
 def walk(patterns, namespace=""):

@@ -79,6 +79,23 @@ class StatusFilter(admin.SimpleListFilter):
         return queryset
 
 
+class LeakedFilter(admin.SimpleListFilter):
+    """Tokens a secret scanner reported public (``services.leaks``)."""
+
+    title = "leaked"
+    parameter_name = "leaked"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Leaked"), ("no", "Not reported")]
+
+    def queryset(self, request, queryset):
+        if self.value() == "yes":
+            return queryset.filter(leaked_at__isnull=False)
+        if self.value() == "no":
+            return queryset.filter(leaked_at__isnull=True)
+        return queryset
+
+
 class TokenLinkFilter(admin.SimpleListFilter):
     """The tokens linked to one API or plan (``linked``: the queryset's method for it)."""
 
@@ -135,6 +152,7 @@ class AccessTokenAdmin(
     )
     list_filter = (
         StatusFilter,
+        LeakedFilter,
         "origin",
         "app",
         ApiFilter,
@@ -185,6 +203,8 @@ class AccessTokenAdmin(
                     "revoked_at",
                     "revoked_by",
                     "revocation_reason",
+                    "leaked_at",
+                    "leak_url",
                     "version",
                 )
             },

@@ -22,6 +22,7 @@ from tokens.services.clients import (
     token_issue_for_client,
     token_revoke_by_client,
 )
+from tokens.services.leaks import LeakReportOutcome, ReportedSecret, report_leaked
 from tokens.services.lifecycle import (
     Actor,
     IssuedToken,
@@ -62,4 +63,7 @@ __all__ = [
     "token_revoke_by_client",
     "token_revoke_many",
     "token_update",
+    "LeakReportOutcome",
+    "ReportedSecret",
+    "report_leaked",
 ]
