@@ -26,24 +26,38 @@ from tokens.services.lifecycle import (
     token_revoke,
     token_update,
 )
+from tokens.services.rotation import (
+    RotatedButNotPurged,
+    TokenNotRotatable,
+    can_be_rotated,
+    finish_due_rotations,
+    rotation_refusal,
+    token_rotate,
+)
 
 __all__ = [
     "Actor",
     "BulkRevokeResult",
     "IssuedToken",
     "RevokeChannel",
+    "RotatedButNotPurged",
     "StaleTokenEdit",
     "TokenNotEditable",
     "TokenNotRevocable",
+    "TokenNotRotatable",
     "TokenServiceError",
     "actor_label",
     "app_create",
     "app_regenerate_secret",
+    "can_be_rotated",
+    "finish_due_rotations",
     "portal_revoke_skip_reason",
+    "rotation_refusal",
     "token_create",
     "token_issue_for_client",
     "token_revoke",
     "token_revoke_by_client",
     "token_revoke_many",
+    "token_rotate",
     "token_update",
 ]
