@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tokens.views import create, detail, edit, listing, revoke
+from tokens.views import create, detail, edit, listing, revoke, rotate
 
 app_name = "tokens"
 
@@ -10,5 +10,6 @@ urlpatterns = [
     path("<uuid:public_id>/", detail.TokenDetailView.as_view(), name="detail"),
     path("<uuid:public_id>/edit/", edit.TokenEditView.as_view(), name="edit"),
     path("<uuid:public_id>/revoke/", revoke.TokenRevokeView.as_view(), name="revoke"),
+    path("<uuid:public_id>/rotate/", rotate.TokenRotateView.as_view(), name="rotate"),
     path("<uuid:public_id>/history/", detail.TokenHistoryView.as_view(), name="history"),
 ]

@@ -33,6 +33,8 @@ def _post_data(name, token):
         return {"owner": "Changed", "version": "1"} | extra_fields_data() | plans_data()
     if name == "revoke":
         return {"reason": "because"}
+    if name == "rotate":
+        return {"grace": "1h"}
     return {"q": "Ada"}  # the list's quick search
 
 
@@ -48,12 +50,14 @@ MATRIX = {
     ("edit", "post"): {"admin", "superuser"},
     ("create", "get"): {"admin", "superuser"},
     ("create", "post"): {"admin", "superuser"},
+    ("rotate", "get"): {"admin", "superuser"},
+    ("rotate", "post"): {"admin", "superuser"},
 }
 ROLES = ["anonymous", "nobody", "viewer", "auditor", "support", "admin", "superuser"]
 # What a permitted request answers: a page, or a redirect (after a change, or from the
 # quick search to the list's shareable address).
 PERMITTED_STATUS = {("edit", "post"): 302, ("revoke", "post"): 302, ("list", "post"): 302}
-CHANGES = {("create", "post"), ("edit", "post"), ("revoke", "post")}
+CHANGES = {("create", "post"), ("edit", "post"), ("revoke", "post"), ("rotate", "post")}
 
 
 def _user(role):
@@ -117,7 +121,7 @@ def test_permission_matrix(role, name, method):
         assert _state() == before
 
 
-@pytest.mark.parametrize("name", ["detail", "edit", "revoke", "history"])
+@pytest.mark.parametrize("name", ["detail", "edit", "revoke", "history", "rotate"])
 def test_an_unknown_token_reveals_nothing_without_permission(name, plain_client, client):
     url = reverse(f"tokens:{name}", args=["00000000-0000-4000-8000-000000000000"])
 
@@ -138,6 +142,8 @@ def test_an_unknown_token_reveals_nothing_without_permission(name, plain_client,
         ("edit", "delete"),
         ("revoke", "put"),
         ("revoke", "delete"),
+        ("rotate", "put"),
+        ("rotate", "delete"),
         ("history", "post"),
         ("create", "put"),
     ],
