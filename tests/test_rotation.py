@@ -421,3 +421,20 @@ def test_the_job_worker_runs_the_scheduled_end_once_it_is_due(transactional_db, 
     token.refresh_from_db()
     assert token.status == "revoked" and token.revocation_reason == "rotated"
     assert DBTaskResult.objects.get().status == "SUCCESSFUL"
+
+
+def test_a_failed_purge_does_not_stop_the_others_from_finishing(
+    transactional_db, gold, monkeypatch, caplog
+):
+    tokens = [make_token(plans=[gold])[0] for _ in range(2)]
+    for token in tokens:
+        rotate(token, grace=HOUR)
+
+    def down(digest):
+        raise CachePurgeFailed("the token's cached answer")
+
+    monkeypatch.setattr(cache, "purge_token", down)
+
+    assert services.finish_due_rotations(now=timezone.now() + 2 * HOUR) == 2
+    assert all(AccessToken.objects.get(pk=t.pk).status == "revoked" for t in tokens)
+    assert "A rotated-out token is revoked, but" in caplog.text
