@@ -12,7 +12,7 @@ import pytest
 from tests.factories import PlanFactory, UserFactory, make_token
 from tests.gateway.test_concurrency_pg import fresh, race
 from tokens import services
-from tokens.models import AccessToken, AuditAction, TokenRotation
+from tokens.models import AccessToken, App, AuditAction, TokenRotation
 
 pytestmark = [
     pytest.mark.postgres,
@@ -86,3 +86,28 @@ def rotation_racing_revoke(plan, actor) -> str:
     assert rotation is None
     assert not token.events.filter(action=AuditAction.ROTATED).exists()
     return "revoke first"
+
+
+def test_a_rotation_racing_a_rename_of_its_app_never_deadlocks(plan):
+    """A rename locks the app, then its tokens; a rotation takes its locks in that
+    order too, so neither can wait for the other in a cycle."""
+    for round_ in range(ROUNDS * 2):
+        token, _ = make_token(plans=[plan])
+
+        def rename(round_=round_, app_id=token.app_id):
+            app = App.objects.get(pk=app_id)
+            app.name = f"Renamed {round_}"
+            app.save()
+            return True
+
+        rotated, renamed = race(
+            lambda token=token: services.token_rotate(
+                token=fresh(token), grace=timedelta(hours=1), actor=None
+            ),
+            rename,
+        )
+
+        assert renamed is True
+        assert isinstance(rotated, services.IssuedToken), rotated
+        new = fresh(rotated.token)
+        assert new.app_name == fresh(token).app_name == f"Renamed {round_}"

@@ -12,16 +12,18 @@ lost task is caught.
 import logging
 from datetime import datetime, timedelta
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models import F
 from django.utils import timezone
 from django_tasks import task
 
 from portal import aftercommit
+from tokens import search
 from tokens.errors import TokenServiceError
 from tokens.gateway.cache import CachePurgeFailed
 from tokens.models import (
     AccessToken,
+    App,
     AuditAction,
     AuditEvent,
     TokenOrigin,
@@ -117,9 +119,15 @@ def token_rotate(
 
 def _rotate(*, token, grace, actor, remote_addr) -> IssuedToken:
     now = timezone.now()
-    # The lock orders this rotation after any change to the token that is under way (a
-    # revoke, an edit, another rotation), and sees its outcome.
-    old = AccessToken.objects.select_for_update().select_related("app").get(pk=token.pk)
+    # Locks in the order a rename of the app takes them (App.save: the app, then its
+    # tokens), or the two could deadlock: first the app's key-share lock that writing
+    # the new token takes anyway (search.stored_app_names), then the token's row.
+    search.stored_app_names(App, [token.app_id], router.db_for_write(AccessToken))
+    # The row lock orders this rotation after any change to the token under way (a
+    # revoke, an edit, another rotation), and sees its outcome. The token's row only:
+    # locking its app for update would hold up every other token of the app meanwhile.
+    locked = AccessToken.objects.select_for_update(of=("self",)).select_related("app")
+    old = locked.get(pk=token.pk)
     refusal = rotation_refusal(old, now)
     if refusal is not None:
         raise TokenNotRotatable(refusal, replacement=_replacement(old))
