@@ -1,6 +1,6 @@
 from django.urls import path
 
-from tokens.views import bulk, create, detail, edit, listing, revoke
+from tokens.views import bulk, create, detail, edit, listing, revoke, rotate
 
 app_name = "tokens"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("<uuid:public_id>/", detail.TokenDetailView.as_view(), name="detail"),
     path("<uuid:public_id>/edit/", edit.TokenEditView.as_view(), name="edit"),
     path("<uuid:public_id>/revoke/", revoke.TokenRevokeView.as_view(), name="revoke"),
+    path("<uuid:public_id>/rotate/", rotate.TokenRotateView.as_view(), name="rotate"),
     path("<uuid:public_id>/history/", detail.TokenHistoryView.as_view(), name="history"),
     path("revoke-selected/", bulk.BulkRevokeView.as_view(), name="bulk_revoke"),
     path("apps/<int:app_id>/revoke-all/", bulk.AppRevokeView.as_view(), name="app_revoke"),

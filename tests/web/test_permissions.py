@@ -38,6 +38,8 @@ def _post_data(name, token):
         return {"token": str(token.public_id), "reason": "because"}
     if name == "job_resume":
         return {}
+    if name == "rotate":
+        return {"grace": "1h"}
     return {"q": "Ada"}  # the list's quick search
 
 
@@ -60,6 +62,8 @@ MATRIX = {
     ("jobs", "get"): {"viewer", "auditor", "support", "admin", "superuser"},
     ("job", "get"): {"viewer", "auditor", "support", "admin", "superuser"},
     ("job_resume", "post"): {"support", "admin", "superuser"},
+    ("rotate", "get"): {"admin", "superuser"},
+    ("rotate", "post"): {"admin", "superuser"},
 }
 ROLES = ["anonymous", "nobody", "viewer", "auditor", "support", "admin", "superuser"]
 # What a permitted request answers: a page, or a redirect (after a change, or from the
@@ -78,6 +82,7 @@ CHANGES = {
     ("revoke", "post"),
     ("bulk_revoke", "post"),
     ("app_revoke", "post"),
+    ("rotate", "post"),
 }
 
 
@@ -155,7 +160,7 @@ def test_permission_matrix(role, name, method):
         assert _state() == before
 
 
-@pytest.mark.parametrize("name", ["detail", "edit", "revoke", "history"])
+@pytest.mark.parametrize("name", ["detail", "edit", "revoke", "history", "rotate"])
 def test_an_unknown_token_reveals_nothing_without_permission(name, plain_client, client):
     url = reverse(f"tokens:{name}", args=["00000000-0000-4000-8000-000000000000"])
 
@@ -176,6 +181,8 @@ def test_an_unknown_token_reveals_nothing_without_permission(name, plain_client,
         ("edit", "delete"),
         ("revoke", "put"),
         ("revoke", "delete"),
+        ("rotate", "put"),
+        ("rotate", "delete"),
         ("history", "post"),
         ("create", "put"),
     ],

@@ -6,6 +6,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.cache import never_cache
 from django.views.generic import DetailView, ListView
 
+from tokens import services
 from tokens.models import AccessToken
 from tokens.views.base import PortalPermissionMixin
 
@@ -24,6 +25,7 @@ class TokenDetailView(PortalPermissionMixin, DetailView):
         context = super().get_context_data(**kwargs)
         context["recent_events"] = self.object.events.all()[:5]
         context["revoke_url"] = self.request.build_absolute_uri("/oauth/revoke/")
+        context["can_rotate"] = services.can_be_rotated(self.object)  # ROTATE's own rule
         return context
 
 
