@@ -33,6 +33,8 @@ def _post_data(name, token):
         return {"owner": "Changed", "version": "1"} | extra_fields_data() | plans_data()
     if name == "revoke":
         return {"reason": "because"}
+    if name == "notifications":
+        return {"expiring_tokens": "on"}
     return {"q": "Ada"}  # the list's quick search
 
 
@@ -48,11 +50,20 @@ MATRIX = {
     ("edit", "post"): {"admin", "superuser"},
     ("create", "get"): {"admin", "superuser"},
     ("create", "post"): {"admin", "superuser"},
+    ("export", "get"): {"viewer", "auditor", "support", "admin", "superuser"},
+    # Only whoever the expiry digest goes to (tokens.services.notices).
+    ("notifications", "get"): {"admin", "superuser"},
+    ("notifications", "post"): {"admin", "superuser"},
 }
 ROLES = ["anonymous", "nobody", "viewer", "auditor", "support", "admin", "superuser"]
 # What a permitted request answers: a page, or a redirect (after a change, or from the
 # quick search to the list's shareable address).
-PERMITTED_STATUS = {("edit", "post"): 302, ("revoke", "post"): 302, ("list", "post"): 302}
+PERMITTED_STATUS = {
+    ("edit", "post"): 302,
+    ("revoke", "post"): 302,
+    ("list", "post"): 302,
+    ("notifications", "post"): 302,
+}
 CHANGES = {("create", "post"), ("edit", "post"), ("revoke", "post")}
 
 
@@ -75,7 +86,7 @@ def _user(role):
 
 
 def _url(name, token):
-    if name in ("list", "create"):
+    if name in ("list", "create", "export", "notifications"):
         return reverse(f"tokens:{name}")
     return reverse(f"tokens:{name}", args=[token.public_id])
 

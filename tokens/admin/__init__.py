@@ -8,7 +8,7 @@ registers the ModelAdmins.
 
 from django.contrib import admin
 
-from tokens.admin import audit, catalogue, tokens  # noqa: F401 (registers the ModelAdmins)
+from tokens.admin import audit, catalogue, notifications, tokens  # noqa: F401 (registers the ModelAdmins)
 
 admin.site.site_header = "Token Portal administration"
 admin.site.site_title = "Token Portal admin"

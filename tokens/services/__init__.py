@@ -2,8 +2,9 @@
 
 Each service runs in one transaction and writes the audit event of what it did. By
 concern: a token's life (``lifecycle``: create, edit, revoke), the client apps and what
-they do through OAuth (``clients``), and bulk revocation (``bulk``). Callers use the
-names below: ``from tokens import services; services.token_revoke(...)``.
+they do through OAuth (``clients``), bulk revocation (``bulk``), and the e-mails about
+tokens about to expire (``notices``). Callers use the names below:
+``from tokens import services; services.token_revoke(...)``.
 """
 
 from tokens.errors import TokenServiceError
@@ -26,11 +27,17 @@ from tokens.services.lifecycle import (
     token_revoke,
     token_update,
 )
+from tokens.services.notices import (
+    NoticeRun,
+    notification_settings_update,
+    tokens_notify_expiring,
+)
 
 __all__ = [
     "Actor",
     "BulkRevokeResult",
     "IssuedToken",
+    "NoticeRun",
     "RevokeChannel",
     "StaleTokenEdit",
     "TokenNotEditable",
@@ -39,6 +46,7 @@ __all__ = [
     "actor_label",
     "app_create",
     "app_regenerate_secret",
+    "notification_settings_update",
     "portal_revoke_skip_reason",
     "token_create",
     "token_issue_for_client",
@@ -46,4 +54,5 @@ __all__ = [
     "token_revoke_by_client",
     "token_revoke_many",
     "token_update",
+    "tokens_notify_expiring",
 ]
