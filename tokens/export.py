@@ -27,8 +27,9 @@ Choices, each for a reason:
 import csv
 from collections import defaultdict
 from collections.abc import Iterable, Iterator
-from datetime import UTC
 
+from django.db import connection
+from django.db.models import Case, CharField, Func, Value, When
 from django.utils import timezone
 
 from tokens.models import Api, Plan, TokenApi, TokenOrigin, TokenStatus
@@ -52,28 +53,66 @@ HEADER = [
 ]
 
 BOM = "\ufeff"
-CHUNK_SIZE = 2000
+CHUNK_SIZE = 5000
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_FIELDS = (
+# Times are written by the database (IsoUtc), the status decided by it (_status): loading
+# a million timestamps into aware datetimes to format them again took a third of the time.
+FIELDS = (
     "id",
     "prefix",
     "suffix",
     "owner",
     "app_name",
+    "status_label",
     "origin",
-    "created_at",
-    "expires_at",
-    "last_used_at",
-    "revoked_at",
+    "created",
+    "expires",
+    "last_used",
+    "revoked",
     "revoked_by",
     "revocation_reason",
-    "leaked_at",
+    "leaked",
     "leak_url",
     "extra_fields",
 )
+
+
+class IsoUtc(Func):
+    """A time as ISO 8601 text in UTC with its offset, to the second; NULL stays NULL."""
+
+    output_field = CharField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="to_char(%(expressions)s AT TIME ZONE 'UTC', "
+            '\'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\')',
+            **extra,
+        )
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(
+            compiler,
+            connection,
+            template="strftime('%%Y-%%m-%%dT%%H:%%M:%%S+00:00', %(expressions)s)",
+            **extra,
+        )
+
+
+def _annotated(queryset, now):
+    return queryset.annotate(
+        status_label=_status(now),
+        created=IsoUtc("created_at"),
+        expires=IsoUtc("expires_at"),
+        last_used=IsoUtc("last_used_at"),
+        revoked=IsoUtc("revoked_at"),
+        leaked=IsoUtc("leaked_at"),
+    )
+
+
 _ORIGINS = dict(TokenOrigin.choices)
-_STATUSES = dict(TokenStatus.choices)
 
 
 def neutralise(text) -> str:
@@ -82,16 +121,13 @@ def neutralise(text) -> str:
     return "'" + text if text.startswith(_FORMULA_STARTS) else text
 
 
-def _time(value) -> str:
-    return value.astimezone(UTC).isoformat(timespec="seconds") if value else ""
-
-
-def _status(revoked_at, expires_at, now) -> str:
-    if revoked_at is not None:
-        return _STATUSES[TokenStatus.REVOKED]
-    if expires_at is not None and expires_at <= now:
-        return _STATUSES[TokenStatus.EXPIRED]
-    return _STATUSES[TokenStatus.ACTIVE]
+def _status(now) -> Case:
+    return Case(
+        When(revoked_at__isnull=False, then=Value(TokenStatus.REVOKED.label)),
+        When(expires_at__lte=now, then=Value(TokenStatus.EXPIRED.label)),
+        default=Value(TokenStatus.ACTIVE.label),
+        output_field=CharField(),
+    )
 
 
 def _extra_fields(pairs) -> str:
@@ -115,34 +151,57 @@ class _Names:
     once per export (an API or plan added meanwhile is read when first seen)."""
 
     def __init__(self):
-        self.apis = dict(Api.objects.values_list("id", "name"))
+        self.apis = {
+            pk: (name, version)
+            for pk, name, version in Api.objects.values_list("id", "name", "version")
+        }
         self.plans = dict(Plan.objects.values_list("id", "name"))
+
+    def order(self, link):
+        return self.apis.get(link[0], ("", ""))
 
     def pair(self, api_id, plan_id) -> str:
         if api_id not in self.apis or plan_id not in self.plans:
             self.__init__()
-        return f"{self.apis.get(api_id, '?')}: {self.plans.get(plan_id, '?')}"
+        api = self.apis.get(api_id, ("?",))[0]
+        return f"{api}: {self.plans.get(plan_id, '?')}"
 
 
 def _apis_of(ids: list[int], names: _Names) -> dict[int, str]:
-    """Each token's "API name: plan" pairs, in the APIs' order (name, version)."""
-    pairs = defaultdict(list)
-    links = (
-        TokenApi.objects.filter(token_id__in=ids)
-        .order_by("token_id", "api__name", "api__version")
-        .values_list("token_id", "api_id", "plan_id")
-    )
-    for token_id, api_id, plan_id in links:
-        pairs[token_id].append(names.pair(api_id, plan_id))
-    return {token_id: "; ".join(texts) for token_id, texts in pairs.items()}
+    """Each token's "API name: plan" pairs, in the APIs' order (name, version): the links
+    alone, no join and no sort in the database; the names from ``names``."""
+    links = defaultdict(list)
+    if connection.vendor == "postgresql":
+        # One array parameter: psycopg reads a query of 2,000 placeholders slowly.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT token_id, api_id, plan_id FROM tokens_tokenapi WHERE token_id = ANY(%s)",
+                [ids],
+            )
+            found = cursor.fetchall()
+    else:
+        found = TokenApi.objects.filter(token_id__in=ids).values_list(
+            "token_id", "api_id", "plan_id"
+        )
+    for token_id, api_id, plan_id in found:
+        links[token_id].append((api_id, plan_id))
+    return {
+        token_id: "; ".join(names.pair(a, p) for a, p in sorted(pairs, key=names.order))
+        for token_id, pairs in links.items()
+    }
 
 
 def rows(queryset, *, now=None) -> Iterator[list[str]]:
     """The CSV rows (header first) of ``queryset``'s tokens, in its order."""
     now = now or timezone.now()
+    values = _annotated(queryset, now).values_list(*FIELDS).iterator(chunk_size=CHUNK_SIZE)
+    return rows_of_values(values)
+
+
+def rows_of_values(values: Iterable[tuple]) -> Iterator[list[str]]:
+    """The CSV rows (header first) of tokens read as tuples of ``FIELDS`` (``annotated``)."""
     yield HEADER
     names = _Names()
-    values = queryset.values_list(*_FIELDS).iterator(chunk_size=CHUNK_SIZE)
     for chunk in _chunks(values, CHUNK_SIZE):
         apis = _apis_of([row[0] for row in chunk], names)
         for (
@@ -151,14 +210,15 @@ def rows(queryset, *, now=None) -> Iterator[list[str]]:
             suffix,
             owner,
             app_name,
+            status,
             origin,
-            created_at,
-            expires_at,
-            last_used_at,
-            revoked_at,
+            created,
+            expires,
+            last_used,
+            revoked,
             revoked_by,
             revocation_reason,
-            leaked_at,
+            leaked,
             leak_url,
             extra_fields,
         ) in chunk:
@@ -166,16 +226,16 @@ def rows(queryset, *, now=None) -> Iterator[list[str]]:
                 f"{prefix}…{suffix}",
                 neutralise(owner),
                 neutralise(app_name),
-                _status(revoked_at, expires_at, now),
+                status,
                 _ORIGINS.get(origin, origin),
                 neutralise(apis.get(pk, "")),
-                _time(created_at),
-                _time(expires_at),
-                _time(last_used_at),
-                _time(revoked_at),
+                created,
+                expires or "",
+                last_used or "",
+                revoked or "",
                 neutralise(revoked_by),
                 neutralise(revocation_reason),
-                _time(leaked_at),
+                leaked or "",
                 neutralise(leak_url),
                 neutralise(_extra_fields(extra_fields)),
             ]
@@ -194,9 +254,13 @@ def _chunks(items: Iterable, size: int) -> Iterator[list]:
 
 def csv_bytes(queryset, *, now=None) -> Iterator[bytes]:
     """The CSV file of ``queryset``'s tokens as UTF-8 (BOM first), a chunk of rows at a time."""
+    return encode(rows(queryset, now=now))
+
+
+def encode(rows: Iterable[list[str]]) -> Iterator[bytes]:
     writer = csv.writer(_Line())
     lines = [BOM]
-    for row in rows(queryset, now=now):
+    for row in rows:
         lines.append(writer.writerow(row))
         if len(lines) >= CHUNK_SIZE // 4:
             yield "".join(lines).encode()
