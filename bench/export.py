@@ -236,6 +236,7 @@ def through_server(env: dict[str, str]) -> dict:
         "600",
     ]
     base_url = f"http://127.0.0.1:{port}"
+    common.manage("collectstatic", "--no-input", "-v0", env=env)  # DEBUG off: the manifest
     with servers.running(args, port=port, env=env, timeout=60) as master:
         cookie = _login(base_url)
         (worker,) = _children(master.pid)
