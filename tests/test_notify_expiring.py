@@ -257,3 +257,33 @@ def test_contact_of():
     assert notices.contact_of(token) == "x@example.test"
     token.extra_fields = []
     assert notices.contact_of(token) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_runs_at_once_mail_each_token_once(needs_postgresql):
+    import threading
+
+    from django.db import connection
+
+    tokens = [_expiring(5, owner=f"c{n}@example.test")[0] for n in range(20)]
+    start = threading.Barrier(2)
+    errors = []
+
+    def run():
+        try:
+            start.wait()
+            services.tokens_notify_expiring()
+        except Exception as error:  # noqa: BLE001 (reported below)
+            errors.append(error)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert errors == []
+    assert sorted(m.to[0] for m in mail.outbox) == sorted(t.owner for t in tokens)
+    assert ExpiryNotice.objects.filter(threshold_days=7).count() == 20
