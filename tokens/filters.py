@@ -1,10 +1,14 @@
 """The Access Tokens list's quick search, Advanced filter and sorting (all in the query string)."""
 
+from datetime import timedelta
+
 import django_filters
 from django import forms
 from django.core.exceptions import ValidationError
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 from django.forms.utils import flatatt
+from django.http import QueryDict
+from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django_filters.fields import ModelMultipleChoiceField
@@ -23,6 +27,17 @@ from tokens.models import (
 )
 
 _MAX_ID = 2**63 - 1
+
+# The quick filter "Expiring soon": Active tokens that expire within this many days.
+EXPIRING_SOON_DAYS = 7
+
+# The Advanced filter "Last used". "Not used in N days" counts a token never used as not
+# used: an administrator looking for idle tokens to clean up wants those first.
+LAST_USED_CHOICES = [
+    ("never", "Never used"),
+    ("30", "Not used in 30 days"),
+    ("90", "Not used in 90 days"),
+]
 
 
 def _widget_html(widget: dict) -> str:
@@ -178,6 +193,19 @@ class TokenFilter(django_filters.FilterSet):
     )
     # "The tokens this job revoked" (the link at the end of a bulk revoke); not in the form.
     job = django_filters.UUIDFilter(method="filter_job", widget=forms.HiddenInput)
+    expiring = django_filters.ChoiceFilter(
+        label="Expiring soon",
+        choices=[("soon", "Expiring soon")],
+        method="filter_expiring",
+        widget=Select(attrs={"class": "form-select"}),
+    )
+    last_used = django_filters.ChoiceFilter(
+        label="Last used",
+        choices=LAST_USED_CHOICES,
+        method="filter_last_used",
+        empty_label="Any",
+        widget=Select(attrs={"class": "form-select"}),
+    )
     o = StableOrderingFilter(
         label="Sort by",
         fields=(
@@ -192,7 +220,18 @@ class TokenFilter(django_filters.FilterSet):
 
     class Meta:
         model = AccessToken
-        fields = ["q", "api", "app", "status", "origin", "plan", "created", "expires"]
+        fields = [
+            "q",
+            "api",
+            "app",
+            "status",
+            "origin",
+            "plan",
+            "created",
+            "expires",
+            "expiring",
+            "last_used",
+        ]
 
     def filter_search(self, queryset, name, value):
         # As long as the search box's POST keeps (tokens.views.listing): a longer text matches
@@ -217,11 +256,47 @@ class TokenFilter(django_filters.FilterSet):
     def filter_plan(self, queryset, name, value):
         return queryset.with_plan([value])
 
+    def filter_expiring(self, queryset, name, value):
+        # Active, with an expiry within the next days: one range of token_expires_status_idx
+        # (expires_at, id, revoked_at), the revoked ones left out while reading it.
+        now = timezone.now()
+        return queryset.filter(
+            revoked_at__isnull=True,
+            expires_at__gt=now,
+            expires_at__lte=now + timedelta(days=EXPIRING_SOON_DAYS),
+        )
+
+    def filter_last_used(self, queryset, name, value):
+        # Both through token_last_used_id_idx (last_used_at, id): NULL is a range of it.
+        if value == "never":
+            return queryset.filter(last_used_at__isnull=True)
+        since = timezone.now() - timedelta(days=int(value))
+        return queryset.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=since))
+
+    @property
+    def expiring_soon(self) -> bool:
+        """Whether the quick filter "Expiring soon" is on (its toggle shows pressed)."""
+        return (self.data or {}).get("expiring") == "soon"
+
+    @property
+    def expiring_toggle_query(self) -> str:
+        """The list's query string with "Expiring soon" switched over, from page one."""
+        params = (self.data or QueryDict()).copy()
+        params.pop("page", None)
+        if self.expiring_soon:
+            params.pop("expiring", None)
+        else:
+            params["expiring"] = "soon"
+        return params.urlencode()
+
     @property
     def advanced_active(self) -> bool:
-        """Whether any Advanced filter (anything but quick search and sort) is set."""
+        """Whether any Advanced filter (anything but quick search, the quick filter and
+        sort) is set."""
         data = self.data or {}
-        return any(data.get(key) for key in self.Meta.fields if key != "q") or any(
+        return any(
+            data.get(key) for key in self.Meta.fields if key not in ("q", "expiring")
+        ) or any(
             data.get(f"{key}_{end}")
             for key in ("created", "expires")
             for end in ("after", "before")

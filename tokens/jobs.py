@@ -346,7 +346,9 @@ def _task_waiting(job: Job) -> bool:
 
 def maintain() -> None:
     """What each worker does every few seconds (``manage.py jobs_worker``): resume the
-    jobs whose runner stopped."""
+    jobs whose runner stopped, and revoke the old tokens of rotations whose grace has
+    ended (their own deferred task does too; this catches a lost one)."""
+    services.finish_due_rotations()
     resumed = resume_stalled()
     if resumed:
         logger.warning("Resumed stalled jobs: %s", resumed)

@@ -1,11 +1,13 @@
 from django.urls import path
 
-from tokens.views import bulk, create, detail, edit, listing, revoke, rotate
+from tokens.views import bulk, create, detail, edit, export, listing, notifications, revoke, rotate
 
 app_name = "tokens"
 
 urlpatterns = [
     path("", listing.TokenListView.as_view(), name="list"),
+    path("export.csv", export.TokenExportView.as_view(), name="export"),
+    path("notifications/", notifications.NotificationSettingsView.as_view(), name="notifications"),
     path("new/", create.TokenCreateView.as_view(), name="create"),
     path("<uuid:public_id>/", detail.TokenDetailView.as_view(), name="detail"),
     path("<uuid:public_id>/edit/", edit.TokenEditView.as_view(), name="edit"),

@@ -40,6 +40,8 @@ def _post_data(name, token):
         return {}
     if name == "rotate":
         return {"grace": "1h"}
+    if name == "notifications":
+        return {"expiring_tokens": "on"}
     return {"q": "Ada"}  # the list's quick search
 
 
@@ -64,6 +66,10 @@ MATRIX = {
     ("job_resume", "post"): {"support", "admin", "superuser"},
     ("rotate", "get"): {"admin", "superuser"},
     ("rotate", "post"): {"admin", "superuser"},
+    ("export", "get"): {"viewer", "auditor", "support", "admin", "superuser"},
+    # Only whoever the expiry digest goes to (tokens.services.notices).
+    ("notifications", "get"): {"admin", "superuser"},
+    ("notifications", "post"): {"admin", "superuser"},
 }
 ROLES = ["anonymous", "nobody", "viewer", "auditor", "support", "admin", "superuser"]
 # What a permitted request answers: a page, or a redirect (after a change, or from the
@@ -75,6 +81,7 @@ PERMITTED_STATUS = {
     ("bulk_revoke", "post"): 302,
     ("app_revoke", "post"): 302,
     ("job_resume", "post"): 302,
+    ("notifications", "post"): 302,
 }
 CHANGES = {
     ("create", "post"),
@@ -105,7 +112,7 @@ def _user(role):
 
 
 def _url(name, token):
-    if name in ("list", "create", "jobs"):
+    if name in ("list", "create", "jobs", "export", "notifications"):
         return reverse(f"tokens:{name}")
     if name == "bulk_revoke":
         return reverse("tokens:bulk_revoke") + f"?token={token.public_id}"

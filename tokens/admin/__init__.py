@@ -8,7 +8,13 @@ registers the ModelAdmins.
 
 from django.contrib import admin
 
-from tokens.admin import audit, catalogue, incident, tokens  # noqa: F401 (registers them)
+from tokens.admin import (  # noqa: F401 (registers the ModelAdmins)
+    audit,
+    catalogue,
+    incident,
+    notifications,
+    tokens,
+)
 
 admin.site.site_header = "Token Portal administration"
 admin.site.site_title = "Token Portal admin"

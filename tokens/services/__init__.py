@@ -2,8 +2,9 @@
 
 Each service runs in one transaction and writes the audit event of what it did. By
 concern: a token's life (``lifecycle``: create, edit, revoke), the client apps and what
-they do through OAuth (``clients``), and bulk revocation (``bulk``). Callers use the
-names below: ``from tokens import services; services.token_revoke(...)``.
+they do through OAuth (``clients``), bulk revocation (``bulk``), and the e-mails about
+tokens about to expire (``notices``). Callers use the names below:
+``from tokens import services; services.token_revoke(...)``.
 """
 
 from tokens.errors import TokenServiceError
@@ -37,6 +38,11 @@ from tokens.services.lifecycle import (
     token_revoke,
     token_update,
 )
+from tokens.services.notices import (
+    NoticeRun,
+    notification_settings_update,
+    tokens_notify_expiring,
+)
 from tokens.services.rotation import (
     RotatedButNotPurged,
     TokenNotRotatable,
@@ -54,6 +60,7 @@ __all__ = [
     "revoke_batch",
     "BulkRevokeResult",
     "IssuedToken",
+    "NoticeRun",
     "RevokeChannel",
     "RevokeReasonRequired",
     "RotatedButNotPurged",
@@ -67,6 +74,7 @@ __all__ = [
     "app_regenerate_secret",
     "can_be_rotated",
     "finish_due_rotations",
+    "notification_settings_update",
     "portal_revoke_skip_reason",
     "revoke_reason_required",
     "rotation_refusal",
@@ -80,4 +88,5 @@ __all__ = [
     "LeakReportOutcome",
     "ReportedSecret",
     "report_leaked",
+    "tokens_notify_expiring",
 ]
