@@ -219,3 +219,12 @@ def test_a_batch_follows_the_one_revoke_reason_rule(monkeypatch):
     token.refresh_from_db()
     assert token.revoked_at is None
     assert services.revoke_batch(token_ids=[token.pk], actor=None, reason="lost").revoked == 1
+
+
+@pytest.fixture(autouse=True)
+def _worker_keeps_the_test_connection(monkeypatch):
+    # The worker run in-process (call_command) closes "old" connections between tasks;
+    # on PostgreSQL that closes the test's own transaction's connection.
+    monkeypatch.setattr(
+        "django_tasks_db.management.commands.db_worker.close_old_connections", lambda: None
+    )

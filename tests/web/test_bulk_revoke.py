@@ -234,3 +234,12 @@ def test_renewing_the_secret_needs_the_right_to_change_apps(client):
     assert "regenerate the client secret" not in client.get(url).content.decode()
     assert client.post(url, {"regenerate_secret": "on"}).status_code == 403
     assert not Job.objects.exists()
+
+
+@pytest.fixture(autouse=True)
+def _worker_keeps_the_test_connection(monkeypatch):
+    # The worker run in-process (call_command) closes "old" connections between tasks;
+    # on PostgreSQL that closes the test's own transaction's connection.
+    monkeypatch.setattr(
+        "django_tasks_db.management.commands.db_worker.close_old_connections", lambda: None
+    )
