@@ -244,7 +244,7 @@ class JobDetailView(PortalPermissionMixin, View):
         return render(
             request,
             "tokens/job_detail.html",
-            {"job": job, "revoked_url": revoked_url, "state": job_state(job)},
+            {"job": job, "revoked_url": revoked_url},
         )
 
 
