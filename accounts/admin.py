@@ -5,9 +5,11 @@ for someone else. A lost authenticator is handled by "Reset two-factor
 authentication", after which the user enrols again at the next login.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model, logout
 from django.contrib.auth.admin import UserAdmin
+from django.db import models
 from django.db.models import Count, Exists, OuterRef
 from django.http import HttpResponseRedirect
 from django.urls import reverse
@@ -38,6 +40,13 @@ class PortalUserAdmin(CheckedListMixin, UserAdmin):
         "last_login",
     )
     actions = ["end_sessions", "reset_two_factor"]
+    # Checkbox lists, not Django's two-box selector: its icons carry ARIA attributes a
+    # span may not have (axe-core, serious). The dates are facts, not settings.
+    filter_horizontal = ()
+    formfield_overrides = {
+        models.ManyToManyField: {"widget": forms.CheckboxSelectMultiple},
+    }
+    readonly_fields = ("last_login", "date_joined")
 
     def get_queryset(self, request):
         return (

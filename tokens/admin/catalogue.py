@@ -17,13 +17,14 @@ from tokens.admin.mixins import (
     AdminPageMixin,
     CheckedListMixin,
     CheckedSelectionMixin,
+    LabelledTabularInline,
     ReportsPurgeFailures,
     TokenAdminMedia,
 )
 from tokens.models import Api, App, Plan, Subscription
 
 
-class PlanInline(admin.TabularInline):
+class PlanInline(LabelledTabularInline):
     model = Plan
     fields = ("name", "rate_limit", "description")
     extra = 0
@@ -63,7 +64,7 @@ class SubscriptionForm(forms.ModelForm):
         return cleaned
 
 
-class SubscriptionInline(admin.TabularInline):
+class SubscriptionInline(LabelledTabularInline):
     model = Subscription
     form = SubscriptionForm
     extra = 0
