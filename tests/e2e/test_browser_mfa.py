@@ -7,6 +7,7 @@ import time
 
 import pytest
 from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from tests.e2e.browser import log_in
 from tests.factories import UserFactory
@@ -64,3 +65,27 @@ def test_administrator_enrols_then_logs_in_with_a_totp_code(live_server, browser
     time.sleep(0.2)  # let late console messages arrive
     violations = [text for text in console if "Content Security Policy" in text]
     assert violations == []
+
+
+def test_in_debug_mode_an_enrolled_administrator_is_asked_for_a_code(
+    live_server, browser_page, settings
+):
+    """DJANGO_DEBUG=1 turns the two-factor policy off for accounts without a device; an
+    account that enrolled one is still asked for a code at every login."""
+    settings.DEBUG = True
+    settings.TOKEN_PORTAL = {**settings.TOKEN_PORTAL, "REQUIRE_MFA": False}
+    ada = UserFactory(username="ada", password=PASSWORD, groups=["Portal administrators"])
+    device = TOTPDevice.objects.create(user=ada, name="Authenticator app", confirmed=True)
+    page = browser_page
+
+    log_in(page, live_server.url, "ada", PASSWORD)
+    page.wait_for_url(re.compile(r"/accounts/mfa/"))
+    assert page.get_by_role("heading", name="Two-factor authentication").is_visible()
+    page.goto(f"{live_server.url}/tokens/")  # the password alone opens nothing
+    page.wait_for_url(re.compile(r"/accounts/mfa/\?next=/tokens/"))
+
+    page.get_by_label("Code").fill(f"{totp(device.bin_key):06d}")
+    page.get_by_role("button", name="Verify").click()
+    page.wait_for_url(re.compile(r"/tokens/$"))
+    page.goto(f"{live_server.url}/accounts/security/")
+    assert "On" in page.locator("main").inner_text()
