@@ -373,3 +373,16 @@ def test_an_enrolled_account_is_asked_for_a_code_with_the_policy_off(client, por
 def test_without_a_device_the_policy_off_asks_for_nothing(client, portal_admin):
     log_in(client, portal_admin)
     assert client.get(reverse("tokens:list")).status_code == 200
+
+
+def test_before_the_second_factor_the_navbar_links_to_no_page_it_would_refuse(
+    client, portal_admin
+):
+    enrolled(portal_admin)
+    log_in(client, portal_admin)
+
+    page = client.get(reverse("mfa-verify")).content.decode()
+
+    assert f'href="{reverse("tokens:jobs")}"' not in page
+    assert ">Access Tokens</a>" not in page
+    assert "Log out" in page

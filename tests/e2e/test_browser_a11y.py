@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts import mfa
 from tests.e2e.browser import log_in
@@ -43,6 +45,7 @@ class Screen:
 
 PORTAL = [
     Screen("login", "/accounts/login/", who="anonymous"),
+    Screen("login-failed", "/accounts/login/", action="bad-login", who="anonymous"),
     Screen("token-list", "/tokens/"),
     Screen("token-list-filter", "/tokens/?status=active", action="open-filter"),
     Screen("token-list-empty", "/tokens/?q=nothing-matches-this"),
@@ -50,9 +53,11 @@ PORTAL = [
     Screen("token-overview-apis", "/tokens/{token}/", action="apis-tab"),
     Screen("token-overview-revoked", "/tokens/{revoked}/"),
     Screen("token-edit", "/tokens/{token}/edit/"),
+    Screen("token-edit-invalid", "/tokens/{token}/edit/", action="clear-owner"),
     Screen("token-revoke", "/tokens/{token}/revoke/"),
     Screen("token-history", "/tokens/{token}/history/"),
-    Screen("token-rotate", "/tokens/{token}/rotate/"),
+    Screen("token-rotate", "/tokens/{rotatable}/rotate/"),
+    Screen("token-rotated", "/tokens/{rotatable}/rotate/", action="confirm"),
     Screen("token-create", "/tokens/new/"),
     Screen("token-created", "/tokens/new/", action="create"),
     Screen("bulk-revoke", "/tokens/revoke-selected/?all=1&filter=app%3D{app}"),
@@ -60,10 +65,15 @@ PORTAL = [
     Screen("jobs", "/tokens/jobs/"),
     Screen("job", "/tokens/jobs/{job}/"),
     Screen("notifications", "/tokens/notifications/"),
-    Screen("security", "/accounts/security/"),
+    Screen("security-off", "/accounts/security/"),
     Screen("security-menu", "/accounts/security/", action="user-menu"),
     Screen("mfa-setup", "/accounts/mfa/setup/"),
     Screen("mfa-verify", "/accounts/mfa/", who="mfa"),
+    Screen("security-on", "/accounts/security/", who="enrolled"),
+    Screen("recovery-codes-confirm", "/accounts/security/recovery-codes/", who="enrolled"),
+    Screen("recovery-codes", "/accounts/security/recovery-codes/", "confirm", who="enrolled"),
+    # After the codes: a wrong code makes the device wait a second before the next one.
+    Screen("mfa-verify-failed", "/accounts/mfa/", action="bad-code", who="mfa"),
     Screen("not-found", "/tokens/00000000-0000-0000-0000-000000000000/"),
 ]
 
@@ -77,6 +87,8 @@ ADMIN = [
     Screen("admin-apps", "/admin/tokens/app/"),
     Screen("admin-app", "/admin/tokens/app/{app}/change/"),
     Screen("admin-app-add", "/admin/tokens/app/add/"),
+    Screen("admin-app-revoke-all", "/admin/tokens/app/{app}/revoke-all-tokens/"),
+    Screen("admin-app-regenerate", "/admin/tokens/app/{app}/regenerate-secret/"),
     Screen("admin-apis", "/admin/tokens/api/"),
     Screen("admin-api", "/admin/tokens/api/{api}/change/"),
     Screen("admin-audit", "/admin/tokens/auditevent/"),
@@ -122,6 +134,7 @@ def platform(db):
     )
     revoked, _ = make_token(app=app, owner="Edsger Dijkstra", plans=[gold], revoked=True)
     victim, _ = make_token(app=app, owner="Barbara Liskov", plans=[gold])
+    rotatable, _ = make_token(app=app, owner="Margaret Hamilton", plans=[gold])
     job = jobs.start(
         kind=JobKind.BULK_REVOKE,
         actor=admin,
@@ -132,13 +145,12 @@ def platform(db):
     )
     enrolled = UserFactory(username="grace", password=PASSWORD, groups=["Portal administrators"])
     mfa.new_recovery_codes(enrolled)
-    from django_otp.plugins.otp_totp.models import TOTPDevice
-
     TOTPDevice.objects.create(user=enrolled, name="app", confirmed=True)
     return {
         "token": token.public_id,
         "token_pk": token.pk,
         "revoked": revoked.public_id,
+        "rotatable": rotatable.public_id,
         "app": app.pk,
         "api": gold.api.pk,
         "job": job.public_id,
@@ -154,7 +166,24 @@ def prepare(page, screen: Screen) -> None:
         page.get_by_role("tab", name="APIs and Plans").click()
     elif screen.action == "user-menu":
         page.locator("[data-user-menu] summary").click()
+    elif screen.action == "bad-login":
+        page.get_by_label("Username").fill("ada")
+        page.get_by_label("Password").fill("not the password")
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
+    elif screen.action == "bad-code":
+        page.get_by_label("Code").fill("000000")
+        page.get_by_role("button", name="Verify").click()
+        page.wait_for_load_state()
+    elif screen.action == "clear-owner":
+        page.get_by_label("Owner").fill("")
+        page.get_by_role("button", name="Save Edit").click()
+        page.wait_for_load_state()
+    elif screen.action == "confirm":
+        page.get_by_role("button", name=re.compile("CONFIRM|Yes, generate")).click()
+        page.wait_for_load_state()
     elif screen.action == "create":
+        page.get_by_label("App").select_option(label="Acme Checkout")
         page.get_by_label("Owner").fill("Katherine Johnson")
         page.get_by_role("button", name=re.compile("Create|Save|Generate")).click()
         page.wait_for_load_state()
@@ -195,9 +224,14 @@ def check_screens(chromium, live_server, ids, screens, width, shots: Path):
             if who == "admin":
                 log_in(page, live_server.url, "ada", PASSWORD)
                 page.wait_for_url(re.compile(r"/tokens/$"))
-            elif who == "mfa":
+            elif who in ("mfa", "enrolled"):
                 log_in(page, live_server.url, "grace", PASSWORD)
                 page.wait_for_url(re.compile(r"/accounts/mfa/"))
+            if who == "enrolled":
+                device = TOTPDevice.objects.get(user__username="grace")
+                page.get_by_label("Code").fill(f"{totp(device.bin_key):06d}")
+                page.get_by_role("button", name="Verify").click()
+                page.wait_for_url(re.compile(r"/tokens/$"))
             contexts[who] = (context, page)
         return contexts[who][1]
 
