@@ -375,9 +375,7 @@ def test_without_a_device_the_policy_off_asks_for_nothing(client, portal_admin):
     assert client.get(reverse("tokens:list")).status_code == 200
 
 
-def test_before_the_second_factor_the_navbar_links_to_no_page_it_would_refuse(
-    client, portal_admin
-):
+def test_before_the_second_factor_the_navbar_links_to_no_page_it_would_refuse(client, portal_admin):
     enrolled(portal_admin)
     log_in(client, portal_admin)
 
