@@ -17,7 +17,7 @@ from tests.factories import (
     assert_escaped,
     make_token,
 )
-from tokens import services
+from tokens import services, timefmt
 from tokens.models import AuditAction, AuditEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -74,7 +74,8 @@ def test_history_shows_who_did_what_and_when_newest_first(portal_admin_client, p
     assert edited[4] == "198.51.100.1"
     assert "Reason: — → No longer needed" in rows[0][3]
     event = token.events.get(action=AuditAction.EDITED)
-    assert edited[0] == timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    # Relative where people scan, the exact time beside it (shown on hover and focus).
+    assert edited[0] == f"1 hour ago {timefmt.exact(event.created_at)}"
 
 
 def test_history_shows_only_this_tokens_events(portal_admin_client):

@@ -40,11 +40,11 @@ from django.db.models import Q
 from django.utils import timezone
 
 from tokens.groups import ADMINISTRATORS
-from tokens.models import AccessToken, ExpiryNotice, NotificationSettings
+from tokens.models import EXPIRING_SOON_DAYS, AccessToken, ExpiryNotice, NotificationSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLDS = (7, 14, 30)
+DEFAULT_THRESHOLDS = (EXPIRING_SOON_DAYS, 14, 30)  # the first: the badge "Expires soon"
 
 
 @dataclass(frozen=True)
@@ -182,11 +182,7 @@ def tokens_notify_expiring(
     now = now or timezone.now()
     run = NoticeRun(dry_run=dry_run, thresholds=thresholds)
     candidates = (
-        AccessToken.objects.filter(
-            revoked_at__isnull=True,
-            expires_at__gt=now,
-            expires_at__lte=now + timedelta(days=thresholds[-1]),
-        )
+        AccessToken.objects.expiring_within(thresholds[-1], now=now)
         .prefetch_related("api_links__api", "expiry_notices")
         .order_by("expires_at", "id")
     )
