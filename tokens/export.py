@@ -13,7 +13,7 @@ Choices, each for a reason:
 - **CSV injection**: a text cell beginning with ``=``, ``+``, ``-``, ``@``, tab or carriage
   return gets a leading ``'``, so that a spreadsheet shows it as text and never runs it
   as a formula (OWASP, "CSV Injection"). Times and fixed labels never begin with one.
-- **Times**: as on the screens (tokens.timefmt), to the second with the zone's abbreviation
+- **Times**: as on the screens (portal.timefmt), to the second with the zone's abbreviation
   (``2026-12-04 18:55:13 UTC``); empty when there is none (no expiry, never used, not
   revoked). Spreadsheets read it as text; ``YYYY-MM-DD HH:MM:SS`` before the zone parses
   as a date and time anywhere.
@@ -34,7 +34,7 @@ from django.db import connection
 from django.db.models import Case, CharField, Func, Value, When
 from django.utils import timezone
 
-from tokens import timefmt
+from portal import timefmt
 from tokens.models import Api, Plan, TokenApi, TokenOrigin, TokenStatus
 
 HEADER = [
@@ -83,7 +83,7 @@ FIELDS = (
 
 class UtcText(Func):
     """A time as ``YYYY-MM-DD HH:MM:SS`` text in UTC, with ``suffix`` after it; NULL stays
-    NULL. With the suffix " UTC" it is the portal's exact format (tokens.timefmt) when
+    NULL. With the suffix " UTC" it is the portal's exact format (portal.timefmt) when
     times are shown in UTC, as by default."""
 
     output_field = CharField()

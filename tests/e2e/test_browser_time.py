@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from portal import timefmt
 from tests.e2e.browser import log_in
 from tests.factories import AppFactory, UserFactory, make_token
-from tokens import timefmt
 from tokens.models import AccessToken
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]

@@ -13,8 +13,9 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portal import timefmt
 from tests.factories import AppFactory, api_with_plans, make_token, user_with_perms
-from tokens import export, timefmt
+from tokens import export
 from tokens.models import AccessToken
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]
@@ -102,7 +103,7 @@ def test_each_row_has_the_list_columns_and_more_never_the_secret_or_digest(
     assert ada["Status"] == "Active"
     assert ada["Origin"] == "Portal"
     assert ada["APIs"] == "Orders: Free; Payments: Gold"
-    # The screens' format (tokens.timefmt), to the second, with the zone.
+    # The screens' format (portal.timefmt), to the second, with the zone.
     assert ada["Expires"] == expires.strftime("%Y-%m-%d %H:%M:%S UTC")
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", ada["Created"])
     assert ada["Last used"] == ada["Revoked at"] == ada["Leaked at"] == ""

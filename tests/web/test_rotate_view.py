@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import timefmt
 from tests.factories import (
     AppFactory,
     PlanFactory,
@@ -17,7 +18,7 @@ from tests.factories import (
     make_token,
     user_with_perms,
 )
-from tokens import crypto, services, timefmt
+from tokens import crypto, services
 from tokens.gateway import cache
 from tokens.gateway.cache import CachePurgeFailed
 from tokens.models import AccessToken, AuditAction, TokenOrigin, TokenRotation

@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString
 
+from portal import timefmt
 from tests.factories import XSS, XSS_ESCAPED, make_token
-from tokens import services, timefmt
+from tokens import services
 from tokens.models import EXPIRING_SOON_DAYS, AccessToken, AuditAction, AuditEvent
 from tokens.templatetags.portal import change_text, when, when_relative
 

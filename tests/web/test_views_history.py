@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import timefmt
 from tests.factories import (
     XSS,
     XSS_ESCAPED,
@@ -17,7 +18,7 @@ from tests.factories import (
     assert_escaped,
     make_token,
 )
-from tokens import services, timefmt
+from tokens import services
 from tokens.models import AuditAction, AuditEvent
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("fast_passwords")]

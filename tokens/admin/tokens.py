@@ -33,7 +33,7 @@ from tokens.templatetags.portal import when
 
 def _when(value):
     """A time in the list as the portal writes it: ``<time>`` in the one format
-    (tokens.timefmt). Admin's localized display goes through the translation machinery
+    (portal.timefmt). Admin's localized display goes through the translation machinery
     at about 50 µs a cell, and a page has 150 of them; this is a strftime."""
     return None if value is None else when(value)
 

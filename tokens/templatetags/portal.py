@@ -5,7 +5,7 @@ from django.utils.html import conditional_escape, escape
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
-from tokens import timefmt
+from portal import timefmt
 from tokens.models import EXPIRING_SOON_DAYS
 
 register = template.Library()
