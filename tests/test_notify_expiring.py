@@ -9,6 +9,7 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
+from portal import timefmt
 from tests.factories import UserFactory, make_token
 from tokens import services
 from tokens.models import AccessToken, ExpiryNotice, NotificationSettings
@@ -53,6 +54,8 @@ def test_the_owner_is_mailed_when_it_is_an_email_address(settings):
     assert token.masked_code in message.subject
     assert "within 7 days" in message.subject
     assert token.masked_code in message.body
+    token.refresh_from_db()
+    assert f"at {timefmt.exact(token.expires_at)}." in message.body  # as the screens show it
     for text in (secret, token.digest):
         assert text not in message.subject + message.body
     assert f"sent to ada@example.test: {token.masked_code} (within 7 days)" in out

@@ -13,8 +13,10 @@ Choices, each for a reason:
 - **CSV injection**: a text cell beginning with ``=``, ``+``, ``-``, ``@``, tab or carriage
   return gets a leading ``'``, so that a spreadsheet shows it as text and never runs it
   as a formula (OWASP, "CSV Injection"). Times and fixed labels never begin with one.
-- **Times**: ISO 8601 in UTC with its offset, to the second (``2026-12-04T18:55:13+00:00``);
-  empty when there is none (no expiry, never used, not revoked).
+- **Times**: as on the screens (portal.timefmt), to the second with the zone's abbreviation
+  (``2026-12-04 18:55:13 UTC``); empty when there is none (no expiry, never used, not
+  revoked). Spreadsheets read it as text; ``YYYY-MM-DD HH:MM:SS`` before the zone parses
+  as a date and time anywhere.
 - **Encoding**: UTF-8 with a byte order mark, so that Excel reads non-ASCII names right
   (without it, Excel assumes the machine's code page); ``csv`` and most tools skip it
   (Python: ``encoding="utf-8-sig"``). Lines end with CRLF (RFC 4180).
@@ -32,6 +34,7 @@ from django.db import connection
 from django.db.models import Case, CharField, Func, Value, When
 from django.utils import timezone
 
+from portal import timefmt
 from tokens.models import Api, Plan, TokenApi, TokenOrigin, TokenStatus
 
 HEADER = [
@@ -56,7 +59,7 @@ BOM = "\ufeff"
 CHUNK_SIZE = 5000
 
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-# Times are written by the database (IsoUtc), the status decided by it (_status): loading
+# Times are written by the database (UtcText), the status decided by it (_status): loading
 # a million timestamps into aware datetimes to format them again took a third of the time.
 FIELDS = (
     "id",
@@ -78,17 +81,26 @@ FIELDS = (
 )
 
 
-class IsoUtc(Func):
-    """A time as ISO 8601 text in UTC with its offset, to the second; NULL stays NULL."""
+class UtcText(Func):
+    """A time as ``YYYY-MM-DD HH:MM:SS`` text in UTC, with ``suffix`` after it; NULL stays
+    NULL. With the suffix " UTC" it is the portal's exact format (portal.timefmt) when
+    times are shown in UTC, as by default."""
 
     output_field = CharField()
 
+    def __init__(self, expression, suffix="", **extra):
+        if suffix not in ("", " UTC"):
+            raise ValueError("suffix: '' or ' UTC'")
+        self.suffix = suffix
+        super().__init__(expression, **extra)
+
     def as_postgresql(self, compiler, connection, **extra):
+        suffix = ' "UTC"' if self.suffix else ""
         return self.as_sql(
             compiler,
             connection,
             template="to_char(%(expressions)s AT TIME ZONE 'UTC', "
-            '\'YYYY-MM-DD"T"HH24:MI:SS"+00:00"\')',
+            f"'YYYY-MM-DD HH24:MI:SS{suffix}')",
             **extra,
         )
 
@@ -96,19 +108,22 @@ class IsoUtc(Func):
         return self.as_sql(
             compiler,
             connection,
-            template="strftime('%%Y-%%m-%%dT%%H:%%M:%%S+00:00', %(expressions)s)",
+            template=f"strftime('%%Y-%%m-%%d %%H:%%M:%%S{self.suffix}', %(expressions)s)",
             **extra,
         )
 
 
 def _annotated(queryset, now):
+    # Shown in UTC (the default): the database writes the exact format. Else it writes
+    # the time in UTC and rows_of_values turns it into the zone's (a strptime per cell).
+    suffix = " UTC" if timefmt.zone_is_utc() else ""
     return queryset.annotate(
         status_label=_status(now),
-        created=IsoUtc("created_at"),
-        expires=IsoUtc("expires_at"),
-        last_used=IsoUtc("last_used_at"),
-        revoked=IsoUtc("revoked_at"),
-        leaked=IsoUtc("leaked_at"),
+        created=UtcText("created_at", suffix),
+        expires=UtcText("expires_at", suffix),
+        last_used=UtcText("last_used_at", suffix),
+        revoked=UtcText("revoked_at", suffix),
+        leaked=UtcText("leaked_at", suffix),
     )
 
 
@@ -202,6 +217,8 @@ def rows_of_values(values: Iterable[tuple]) -> Iterator[list[str]]:
     """The CSV rows (header first) of tokens read as tuples of ``FIELDS`` (``annotated``)."""
     yield HEADER
     names = _Names()
+    # The times as _annotated had the database write them: exact already, or in UTC.
+    in_utc = timefmt.zone_is_utc()
     for chunk in _chunks(values, CHUNK_SIZE):
         apis = _apis_of([row[0] for row in chunk], names)
         for (
@@ -222,6 +239,10 @@ def rows_of_values(values: Iterable[tuple]) -> Iterator[list[str]]:
             leak_url,
             extra_fields,
         ) in chunk:
+            if not in_utc:
+                created, expires, last_used, revoked, leaked = map(
+                    timefmt.exact_from_utc_text, (created, expires, last_used, revoked, leaked)
+                )
             yield [
                 f"{prefix}…{suffix}",
                 neutralise(owner),

@@ -28,9 +28,6 @@ from tokens.models import (
 
 _MAX_ID = 2**63 - 1
 
-# The quick filter "Expiring soon": Active tokens that expire within this many days.
-EXPIRING_SOON_DAYS = 7
-
 # The Advanced filter "Last used". "Not used in N days" counts a token never used as not
 # used: an administrator looking for idle tokens to clean up wants those first.
 LAST_USED_CHOICES = [
@@ -257,14 +254,8 @@ class TokenFilter(django_filters.FilterSet):
         return queryset.with_plan([value])
 
     def filter_expiring(self, queryset, name, value):
-        # Active, with an expiry within the next days: one range of token_expires_status_idx
-        # (expires_at, id, revoked_at), the revoked ones left out while reading it.
-        now = timezone.now()
-        return queryset.filter(
-            revoked_at__isnull=True,
-            expires_at__gt=now,
-            expires_at__lte=now + timedelta(days=EXPIRING_SOON_DAYS),
-        )
+        # The quick filter "Expiring soon" (the rule: tokens.models.EXPIRING_SOON_DAYS).
+        return queryset.expiring_soon()
 
     def filter_last_used(self, queryset, name, value):
         # Both through token_last_used_id_idx (last_used_at, id): NULL is a range of it.

@@ -1,6 +1,7 @@
 """The domain: APIs, their plans, client apps, access tokens and their audit trail."""
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.core.validators import RegexValidator
@@ -138,6 +139,12 @@ class TokenOrigin(models.TextChoices):
     OAUTH = "oauth", "OAuth"
 
 
+# "Expiring soon": an Active token whose expiry is at most this many days away. The list's
+# quick filter, the badge beside Active (list, Overview) and the notices' candidates read
+# it through AccessTokenQuerySet.expiring_soon / expiring_within and AccessToken.expires_soon.
+EXPIRING_SOON_DAYS = 7
+
+
 class AccessTokenQuerySet(models.QuerySet):
     def active(self, now=None):
         now = now or timezone.now()
@@ -151,6 +158,21 @@ class AccessTokenQuerySet(models.QuerySet):
 
     def revoked(self):
         return self.filter(revoked_at__isnull=False)
+
+    def expiring_within(self, days, now=None):
+        """Active tokens that expire within ``days`` days of ``now``: one range of
+        token_expires_status_idx (expires_at, id, revoked_at), the revoked ones left out
+        while reading it."""
+        now = now or timezone.now()
+        return self.filter(
+            revoked_at__isnull=True,
+            expires_at__gt=now,
+            expires_at__lte=now + timedelta(days=days),
+        )
+
+    def expiring_soon(self, now=None):
+        """Active tokens that expire within ``EXPIRING_SOON_DAYS``."""
+        return self.expiring_within(EXPIRING_SOON_DAYS, now=now)
 
     def with_status(self, status: str, now=None):
         return {
@@ -327,6 +349,19 @@ class AccessToken(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status == TokenStatus.ACTIVE
+
+    def expires_soon_at(self, now) -> bool:
+        """Whether the token is Active at ``now`` and expires within ``EXPIRING_SOON_DAYS``
+        (as ``AccessTokenQuerySet.expiring_soon`` selects)."""
+        return (
+            self.revoked_at is None
+            and self.expires_at is not None
+            and now < self.expires_at <= now + timedelta(days=EXPIRING_SOON_DAYS)
+        )
+
+    @property
+    def expires_soon(self) -> bool:
+        return self.expires_soon_at(timezone.now())
 
     def can_be_edited(self) -> bool:
         return self.is_active

@@ -1,7 +1,7 @@
 """The access-token admin: find a token (also by its full value), read it, revoke it."""
 
 import re
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import pytest
 from django.contrib.admin import site as admin_site
@@ -517,11 +517,12 @@ def test_a_token_revoked_in_admin_answers_401_at_the_gateway(
 
 def test_the_list_shows_times_as_the_portal_does_and_never_for_none(support_client):
     token, _ = make_token()
-    created = timezone.localtime(token.created_at).strftime("%Y-%m-%d %H:%M")
+    created = token.created_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    machine = token.created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     html = support_client.get(reverse(CHANGELIST)).content.decode()
 
-    assert f'<td class="field-created">{created}</td>' in html
+    assert f'<td class="field-created"><time datetime="{machine}">{created}</time></td>' in html
     assert '<td class="field-expires">never</td>' in html
     assert '<td class="field-last_used">never</td>' in html
 

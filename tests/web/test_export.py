@@ -4,7 +4,7 @@ all pages, streamed, never a secret, safe in a spreadsheet."""
 import csv
 import io
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from django.test import override_settings
@@ -13,6 +13,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from portal import timefmt
 from tests.factories import AppFactory, api_with_plans, make_token, user_with_perms
 from tokens import export
 from tokens.models import AccessToken
@@ -102,17 +103,43 @@ def test_each_row_has_the_list_columns_and_more_never_the_secret_or_digest(
     assert ada["Status"] == "Active"
     assert ada["Origin"] == "Portal"
     assert ada["APIs"] == "Orders: Free; Payments: Gold"
-    assert ada["Expires"] == expires.replace(microsecond=0).isoformat()
-    assert ada["Expires"].endswith("+00:00")
-    assert ada["Created"].endswith("+00:00")
+    # The screens' format (portal.timefmt), to the second, with the zone.
+    assert ada["Expires"] == expires.strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC", ada["Created"])
     assert ada["Last used"] == ada["Revoked at"] == ada["Leaked at"] == ""
     assert ada["Extra fields"] == "team=core; ticket=T-1"
     assert bob["Status"] == "Revoked"
-    assert bob["Revoked at"].endswith("+00:00")
+    assert bob["Revoked at"] == timefmt.exact(AccessToken.objects.get(pk=revoked.pk).revoked_at)
     assert bob["Revoked by"] == "system"
     assert bob["Revocation reason"] == "test"
-    assert bob["Leaked at"].endswith("+00:00")
+    assert bob["Leaked at"].endswith(" UTC")
     assert bob["Leak URL"] == "https://example.test/leak"
+
+
+def test_times_are_written_as_on_the_screens(portal_admin_client):
+    token, _ = make_token(owner="Ada", expires_at=timezone.now() + timedelta(days=3))
+    token.refresh_from_db()
+    list_page = portal_admin_client.get(reverse("tokens:list")).content.decode()
+
+    (row,) = _rows(_get(portal_admin_client))
+
+    assert row["Created"] == timefmt.exact(token.created_at)
+    assert row["Expires"] == timefmt.exact(token.expires_at)
+    # The list shows the same text as the exact time of its cells.
+    assert f"{row['Created']}</span></time>" in list_page
+    assert f"{row['Expires']}</span></time>" in list_page
+
+
+@override_settings(TIME_ZONE="Europe/Paris")
+def test_times_are_in_the_zone_the_portal_shows(portal_admin_client):
+    make_token(owner="Winter", expires_at=datetime(2031, 1, 15, 12, 0, 5, tzinfo=UTC))
+    make_token(owner="Summer", expires_at=datetime(2031, 7, 15, 12, 0, 5, tzinfo=UTC))
+
+    rows = {row["Owner"]: row for row in _rows(_get(portal_admin_client))}
+
+    assert rows["Winter"]["Expires"] == "2031-01-15 13:00:05 CET"
+    assert rows["Summer"]["Expires"] == "2031-07-15 14:00:05 CEST"
+    assert rows["Summer"]["Last used"] == ""
 
 
 @pytest.mark.parametrize(

@@ -10,6 +10,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import timefmt
 from tests.factories import (
     AppFactory,
     PlanFactory,
@@ -318,7 +319,7 @@ def test_the_overview_offers_no_rotate_without_both_permissions(client, old):
 def test_each_overview_links_to_the_other_and_the_old_shows_when_it_stops(portal_admin_client, old):
     token, _ = old
     issued = services.token_rotate(token=token, grace=timedelta(hours=24), actor=None)
-    stops_at = TokenRotation.objects.get(old=token).old_stops_at.strftime("%Y-%m-%d %H:%M:%S")
+    stops_at = timefmt.exact(TokenRotation.objects.get(old=token).old_stops_at)
 
     old_page = portal_admin_client.get(token.get_absolute_url()).content.decode()
     new_page = portal_admin_client.get(issued.token.get_absolute_url()).content.decode()
@@ -327,7 +328,10 @@ def test_each_overview_links_to_the_other_and_the_old_shows_when_it_stops(portal
     assert re.search(
         rf'<dt[^>]*>Replaced by</dt><dd[^>]*><a class="code" href="{new_url}">', old_page
     )
-    assert re.search(rf"<dt[^>]*>Stops working at</dt><dd[^>]*>{stops_at} ", old_page)
+    assert re.search(
+        rf'<dt[^>]*>Stops working at</dt><dd[^>]*><time datetime="[^"]+">{stops_at}</time></dd>',
+        old_page,
+    )
     assert "This token was rotated: it is replaced by" in old_page
     assert re.search(
         rf'<dt[^>]*>Replaces</dt><dd[^>]*><a class="code" href="{token.get_absolute_url()}">',
@@ -348,7 +352,9 @@ def test_after_its_stop_time_the_old_overview_says_stopped_and_revoked_rotated(
     html = portal_admin_client.get(token.get_absolute_url()).content.decode()
 
     assert re.search(
-        rf"<dt[^>]*>Stopped at</dt><dd[^>]*>{stops_at.strftime('%Y-%m-%d %H:%M:%S')} ", html
+        rf"<dt[^>]*>Stopped at</dt><dd[^>]*><time datetime=\"{timefmt.machine(stops_at)}\">"
+        rf"{timefmt.exact(stops_at)}</time>",
+        html,
     )
     assert "Stops working at" not in html
     assert re.search(r"<dt[^>]*>Revocation reason</dt><dd[^>]*>rotated</dd>", html)

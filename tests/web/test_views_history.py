@@ -9,6 +9,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from portal import timefmt
 from tests.factories import (
     XSS,
     XSS_ESCAPED,
@@ -74,7 +75,8 @@ def test_history_shows_who_did_what_and_when_newest_first(portal_admin_client, p
     assert edited[4] == "198.51.100.1"
     assert "Reason: — → No longer needed" in rows[0][3]
     event = token.events.get(action=AuditAction.EDITED)
-    assert edited[0] == timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
+    # Relative where people scan, the exact time beside it (shown on hover and focus).
+    assert edited[0] == f"1 hour ago {timefmt.exact(event.created_at)}"
 
 
 def test_history_shows_only_this_tokens_events(portal_admin_client):

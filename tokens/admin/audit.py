@@ -3,7 +3,6 @@ of a token's page. Read-only: nobody writes history by hand."""
 
 from django.contrib import admin
 from django.urls import reverse
-from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
 
 from tokens import crypto
@@ -16,7 +15,7 @@ from tokens.admin.mixins import (
 )
 from tokens.models import AccessToken, AuditEvent
 from tokens.pagination import EstimatedCountPaginator
-from tokens.templatetags.portal import change_text, field_label
+from tokens.templatetags.portal import change_text, field_label, when
 
 
 def describe_changes(changes: dict):
@@ -40,7 +39,7 @@ class AuditEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
     @admin.display(description="When")
     def when(self, event):
-        return formats.localize(timezone.localtime(event.created_at))
+        return when(event.created_at)
 
     @admin.display(description="Who")
     def who(self, event):
@@ -63,7 +62,7 @@ class AuditEventAdmin(
     ReadOnlyAdminMixin,
     admin.ModelAdmin,
 ):
-    list_display = ("created_at", "token_link", "action", "actor_label", "changes_display")
+    list_display = ("created", "token_link", "action", "actor_label", "changes_display")
     list_filter = ("action", ("created_at", admin.DateFieldListFilter))
     list_select_related = ("token",)
     list_per_page = 50
@@ -91,6 +90,10 @@ class AuditEventAdmin(
         if crypto.looks_like_token(term):
             return queryset.filter(token__in=AccessToken.objects.by_secret(term)), False
         return super().get_search_results(request, queryset, search_term)
+
+    @admin.display(description="Created at", ordering="created_at")
+    def created(self, event):
+        return when(event.created_at)
 
     @admin.display(description="Token")
     def token_link(self, event):

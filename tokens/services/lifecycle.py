@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from portal import timefmt
 from portal.logs import mask_secrets, security_log
 from tokens import crypto
 from tokens.errors import TokenServiceError
@@ -216,7 +217,7 @@ def _describe_changes_since(token: AccessToken, version: int) -> str:
     parts = []
     for event in events:
         fields = ", ".join(_FIELD_LABELS.get(name, name) for name in event.changes) or "nothing"
-        when = timezone.localtime(event.created_at).strftime("%Y-%m-%d %H:%M:%S")
+        when = timefmt.exact(event.created_at)
         parts.append(
             f"{event.get_action_display().lower()} by {event.actor_label} at {when} ({fields})"
         )

@@ -29,7 +29,7 @@ Never a secret in a mail: tokens are named by their masked code.
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -39,12 +39,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from portal import timefmt
 from tokens.groups import ADMINISTRATORS
-from tokens.models import AccessToken, ExpiryNotice, NotificationSettings
+from tokens.models import EXPIRING_SOON_DAYS, AccessToken, ExpiryNotice, NotificationSettings
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_THRESHOLDS = (7, 14, 30)
+DEFAULT_THRESHOLDS = (EXPIRING_SOON_DAYS, 14, 30)  # the first: the badge "Expires soon"
 
 
 @dataclass(frozen=True)
@@ -127,7 +128,7 @@ def _mail_to_contact(token: AccessToken, threshold: int, now: datetime) -> Email
     apis = ", ".join(link.api.name for link in token.api_links.all()) or "none"
     body = (
         f"The access token {token.masked_code} expires {when}, "
-        f"at {token.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC.\n\n"
+        f"at {timefmt.exact(token.expires_at)}.\n\n"
         f"App: {token.app_name}\nOwner: {token.owner}\nAPIs: {apis}\n\n"
         "Ask a portal administrator for a new token before then: requests with an expired "
         "token are refused (HTTP 401).\n"
@@ -142,7 +143,7 @@ def _mail_to_contact(token: AccessToken, threshold: int, now: datetime) -> Email
 def _digest(tokens: list[tuple[AccessToken, int]], recipient: str) -> EmailMessage:
     lines = [
         f"- {token.masked_code} ({token.app_name}, owner {token.owner}): expires "
-        f"{token.expires_at.astimezone(UTC):%Y-%m-%d %H:%M} UTC, within {days} days"
+        f"{timefmt.exact(token.expires_at)}, within {days} days"
         for token, days in tokens
     ]
     count = len(tokens)
@@ -182,11 +183,7 @@ def tokens_notify_expiring(
     now = now or timezone.now()
     run = NoticeRun(dry_run=dry_run, thresholds=thresholds)
     candidates = (
-        AccessToken.objects.filter(
-            revoked_at__isnull=True,
-            expires_at__gt=now,
-            expires_at__lte=now + timedelta(days=thresholds[-1]),
-        )
+        AccessToken.objects.expiring_within(thresholds[-1], now=now)
         .prefetch_related("api_links__api", "expiry_notices")
         .order_by("expires_at", "id")
     )

@@ -1,5 +1,12 @@
+from datetime import datetime
+
 from django import template
+from django.utils.html import conditional_escape, escape
 from django.utils.http import urlencode
+from django.utils.safestring import SafeString, mark_safe
+
+from portal import timefmt
+from tokens.models import EXPIRING_SOON_DAYS
 
 register = template.Library()
 
@@ -26,23 +33,85 @@ def status_class(status) -> str:
     return STATUS_CLASSES.get(str(status), "text-bg-light")
 
 
+# Beside Active: dark text on yellow (Bootstrap's text-bg-warning, contrast 11:1).
+_EXPIRES_SOON_BADGE = mark_safe(  # noqa: S308 (a constant)
+    ' <span class="badge text-bg-warning badge-expires-soon"'
+    f' title="Expires within {EXPIRING_SOON_DAYS} days">'
+    '<i class="fa-solid fa-hourglass-half me-1" aria-hidden="true"></i>Expires soon</span>'
+)
+
+
+@register.filter
+def expires_soon_badge(token) -> str:
+    """The badge "Expires soon" (after a space) for an Active token that expires within
+    ``EXPIRING_SOON_DAYS`` (``AccessToken.expires_soon``), else nothing."""
+    return _EXPIRES_SOON_BADGE if token.expires_soon else ""
+
+
 @register.filter
 def field_label(name: str) -> str:
     return FIELD_LABELS.get(name, name.replace("_", " ").capitalize())
 
 
+def _time_text(value) -> str:
+    """A change's value as text: a datetime, or an ISO 8601 string of one (how audit
+    entries keep times), as a ``<time>`` in the exact format; anything else escaped."""
+    when_value = value if isinstance(value, datetime) else timefmt.parse_iso(value)
+    if when_value is not None:
+        return when(when_value)
+    return escape(str(value))
+
+
 @register.filter
-def change_text(value) -> str:
-    """An audit value as one readable line (autoescaped by the template)."""
+def change_text(value) -> SafeString:
+    """An audit value as one readable line, escaped here (values can be anyone's text):
+    times in the portal's format, in a ``<time>`` element."""
     if value is None or value == "" or value == [] or value == {}:
-        return "—"
+        return mark_safe("—")
     if isinstance(value, dict):
-        return "; ".join(f"{key}: {val}" for key, val in value.items())
-    if isinstance(value, list):
+        text = "; ".join(f"{escape(key)}: {_time_text(val)}" for key, val in value.items())
+    elif isinstance(value, list):
         if all(isinstance(item, list | tuple) and len(item) == 2 for item in value):
-            return "; ".join(f"{name} = {val}" for name, val in value)
-        return ", ".join(str(item) for item in value)
-    return str(value)
+            text = "; ".join(f"{escape(name)} = {_time_text(val)}" for name, val in value)
+        else:
+            text = ", ".join(_time_text(item) for item in value)
+    else:
+        text = _time_text(value)
+    return mark_safe(text)  # noqa: S308 (every part escaped above, or a <time> of ours)
+
+
+def _default(arg, fallback: str) -> SafeString:
+    return conditional_escape(fallback if arg is None else arg)
+
+
+@register.filter
+def when(value, arg=None) -> SafeString:
+    """A time in the portal's one format, in a ``<time>`` element:
+    ``<time datetime="2026-12-04T14:52:07Z">2026-12-04 14:52:07 UTC</time>``.
+    None shows the argument (``|when:"Never"``), or "—"."""
+    if value is None or value == "":
+        return _default(arg, "—")
+    # Built with an f-string, not format_html: every part is a formatted number or zone
+    # name of ours (the cost counts in lists).
+    return mark_safe(  # noqa: S308
+        f'<time datetime="{timefmt.machine(value)}">{timefmt.exact(value)}</time>'
+    )
+
+
+@register.filter
+def when_relative(value, arg=None) -> SafeString:
+    """A time where people scan a list: "in 3 days", "2 hours ago", worked out here (no
+    JavaScript needed), the exact time beside it: visually hidden, shown as a tooltip on
+    hover and on keyboard focus (``tabindex``) by portal.css, read by screen readers.
+    One line (``text-nowrap``). None shows the argument (``|when_relative:"Never"``) or
+    "—"."""
+    if value is None or value == "":
+        return _default(arg, "—")
+    return mark_safe(  # noqa: S308 (as in when: only our own text)
+        f'<time class="when-relative text-nowrap" datetime="{timefmt.machine(value)}"'
+        f' tabindex="0">{timefmt.relative(value)}'
+        f'<span class="when-exact"> {timefmt.exact(value)}</span></time>'
+    )
 
 
 @register.simple_tag(takes_context=True)
