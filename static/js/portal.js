@@ -115,3 +115,22 @@
     lock();
   }
 })();
+
+// A relative time's exact-time tooltip (portal.css, |when_relative) can be dismissed with
+// Escape without moving the focus or the pointer (WCAG 1.4.13); it comes back next time.
+(function () {
+  "use strict";
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") return;
+    var time = document.activeElement;
+    if (time && time.classList && time.classList.contains("when-relative")) {
+      time.classList.add("when-dismissed");
+    }
+  });
+  document.addEventListener("focusout", function (event) {
+    var time = event.target;
+    if (time && time.classList && time.classList.contains("when-relative")) {
+      time.classList.remove("when-dismissed");
+    }
+  });
+})();

@@ -71,6 +71,14 @@ def test_a_relative_time_reached_by_keyboard_shows_the_exact_time_and_dates_do_n
     assert tip["right"] - tip["left"] > 100
     assert tip["bottom"] <= time["top"] + 1
     assert box["left"] <= tip["left"] and tip["right"] <= box["right"] and box["top"] <= tip["top"]
+    # Escape dismisses it without moving the focus (WCAG 1.4.13); it returns next time.
+    page.keyboard.press("Escape")
+    assert expires.evaluate("el => el === document.activeElement")
+    assert tooltip.bounding_box()["width"] <= 1
+    page.keyboard.press("Shift+Tab")
+    page.keyboard.press("Tab")
+    assert expires.evaluate("el => el === document.activeElement")
+    assert tooltip.is_visible()
     # Screen readers get it all along: it is in the element's accessible name.
     snapshot = row.aria_snapshot()
     assert f"in 3 days {exact}" in snapshot
