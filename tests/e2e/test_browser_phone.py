@@ -85,8 +85,7 @@ def test_the_list_on_a_phone_shows_cards_without_sideways_scrolling(
     log_in(page, live_server.url, "root", PASSWORD)
     page.wait_for_url(re.compile(r"/tokens/$"))
 
-    header = page.locator("table.table-tokens thead").bounding_box()
-    assert header is None or header["height"] <= 1  # hidden from sight, not from readers
+    assert not page.locator("table.table-tokens thead").is_visible()
     cards = page.locator("table.table-tokens tbody tr")
     assert cards.count() == 3
     widths = set()
