@@ -138,6 +138,10 @@ def test_overview_history_jobs_and_admin_revoke_fit_a_phone(live_server, phone_p
 
     page.goto(f"{live_server.url}/tokens/{token.public_id}/edit/")
     page.get_by_role("tab", name="APIs and Plans").click()
+    assert page.get_by_label("Payments v1").is_visible()
+    assert page.evaluate(OVERFLOW) == []
+    page.goto(f"{live_server.url}/tokens/new/")
+    assert page.get_by_label("Payments v1").is_visible()
     assert page.evaluate(OVERFLOW) == []
 
     page.goto(f"{live_server.url}/tokens/jobs/")
