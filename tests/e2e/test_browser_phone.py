@@ -119,6 +119,15 @@ def test_the_list_on_a_phone_shows_cards_without_sideways_scrolling(
     assert page.get_by_label("Sort by").input_value() == "-owner"
     assert page.evaluate(OVERFLOW) == []
 
+    # Pages: all of First, Previous, Page n of m, Next and Last, and the bulk bar's
+    # "Revoke all tokens of <app>" for a list filtered by one app.
+    for index in range(20):
+        make_token(app=platform["app"], owner=f"Owner {index:02d}")
+    page.goto(f"{live_server.url}/tokens/?app={platform['app'].pk}&per_page=10&page=2")
+    assert page.get_by_role("link", name="Last").is_visible()
+    assert page.get_by_role("link", name="Revoke all tokens of Acme Checkout").is_visible()
+    assert page.evaluate(OVERFLOW) == []
+
 
 def test_overview_history_jobs_and_admin_revoke_fit_a_phone(live_server, phone_page, platform):
     page, token = phone_page, platform["token"]
