@@ -372,7 +372,7 @@ def test_both_histories_show_the_rotation(portal_admin_client, old):
         reverse("tokens:history", args=[issued.token.public_id])
     ).content.decode()
 
-    assert "<td>Rotated</td>" in old_history and "Rotated to:" in old_history
+    assert '<td data-label="Action">Rotated</td>' in old_history and "Rotated to:" in old_history
     assert issued.token.masked_code in old_history
     assert "Reason:</strong> <del>—</del> → <ins>rotated</ins>" in old_history
     assert "Rotated from:" in new_history and token.masked_code in new_history

@@ -102,7 +102,7 @@ def test_apis_and_plans_tab_lists_each_api_with_its_plan(portal_admin_client):
 
     section = html.split('id="apis-and-plans"', 1)[1].split("</section>", 1)[0]
     rows = re.findall(
-        r"<tr><td>([^<]+)</td><td[^>]*>([^<]+)</td><td>([^<]+)</td><td>([^<]+)</td></tr>",
+        r"<tr><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)</td><td[^>]*>([^<]+)</td></tr>",
         section,
     )
     assert rows == [

@@ -27,7 +27,10 @@ def report(secret, url=LEAK_URL, digest="d1"):
 def _status_cells(html: str) -> dict[str, str]:
     """{masked code: the row's Status cell}."""
     rows = re.findall(
-        r'<td class="code">([^<]+)</td>\s*<td>.*?</td>\s*<td>.*?</td>\s*<td>(.*?)</td>', html, re.S
+        r'<td class="code">([^<]+)</td>\s*<td[^>]*>.*?</td>\s*<td[^>]*>.*?</td>\s*'
+        r"<td[^>]*>(.*?)</td>",
+        html,
+        re.S,
     )
     return dict(rows)
 

@@ -1,7 +1,7 @@
 from datetime import datetime
 
 from django import template
-from django.utils.html import conditional_escape, escape
+from django.utils.html import conditional_escape, escape, format_html, format_html_join
 from django.utils.http import urlencode
 from django.utils.safestring import SafeString, mark_safe
 
@@ -114,23 +114,79 @@ def when_relative(value, arg=None) -> SafeString:
     )
 
 
+# The list's order without an ``o`` parameter (AccessToken.Meta.ordering): newest first.
+DEFAULT_SORT = "-created"
+
+# The sortable columns of the Access Tokens list (tokens.filters.TokenFilter.o), in the
+# order of the phone layout's "Sort by" menu, with the words for each direction.
+SORT_CHOICES = {
+    "created": ("Created", "oldest first", "newest first"),
+    "expires": ("Expires", "soonest first", "latest first"),
+    "last_used": ("Last used", "longest ago first", "most recent first"),
+    "owner": ("Owner", "A to Z", "Z to A"),
+    "app": ("App", "A to Z", "Z to A"),
+    "code": ("Code", "A to Z", "Z to A"),
+}
+
+SORT_ICONS = {"ascending": "fa-sort-up", "descending": "fa-sort-down", "none": "fa-sort"}
+
+
+def _current_sort(context) -> str:
+    """The column the list is sorted by first: the ``o`` parameter's (a comma-separated
+    list of columns, each ``-`` for descending), or the default when there is none or it
+    names an unknown column (the filter then ignores it)."""
+    keys = context.get("sort", "").split(",")
+    if all(key.removeprefix("-") in SORT_CHOICES for key in keys):
+        return keys[0]
+    return DEFAULT_SORT
+
+
 @register.simple_tag(takes_context=True)
 def sort_link(context, key: str) -> str:
-    """The query string that sorts the list by ``key``, toggling the direction."""
-    current = context.get("sort", "")
-    new = f"-{key}" if current == key else key
+    """The query string that sorts the list by ``key``: ascending first, then each click
+    on the sorted column reverses it."""
+    new = f"-{key}" if _current_sort(context) == key else key
     base = context.get("query_without_sort", "")
     return "?" + (f"{base}&" if base else "") + urlencode({"o": new})
 
 
 @register.simple_tag(takes_context=True)
 def sort_state(context, key: str) -> str:
-    current = context.get("sort", "")
+    """The ``aria-sort`` value of ``key``'s column header."""
+    current = _current_sort(context)
     if current == key:
         return "ascending"
     if current == f"-{key}":
         return "descending"
     return "none"
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, key: str, label: str):
+    """A sortable column's whole ``<th>``: ``aria-sort``, a link whose name is the column's
+    label (a click sorts, or reverses the sorted column) and an arrow that shows the
+    order, or a neutral sort icon on a column not sorted by."""
+    state = sort_state(context, key)
+    return format_html(
+        '<th scope="col" class="sortable" aria-sort="{}"><a class="sort-link" href="{}">{}'
+        '<i class="fa-solid {} sort-icon" aria-hidden="true"></i></a></th>',
+        state,
+        sort_link(context, key),
+        label,
+        SORT_ICONS[state],
+    )
+
+
+@register.simple_tag(takes_context=True)
+def sort_options(context):
+    """The ``<option>``s of the phone layout's "Sort by" menu, the current order selected."""
+    current = _current_sort(context)
+    options = []
+    for key, (label, ascending, descending) in SORT_CHOICES.items():
+        for value, words in ((key, ascending), (f"-{key}", descending)):
+            selected = " selected" if value == current else ""
+            options.append((value, selected, f"{label}, {words}"))
+    return format_html_join("", '<option value="{}"{}>{}</option>', options)
 
 
 @register.filter
