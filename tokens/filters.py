@@ -129,8 +129,8 @@ class DateRange(DateRangeWidget):
         subwidgets = self.get_context(name, value, attrs)["widget"]["subwidgets"]
         parts = format_html_join(
             "",
-            '<label class="date-range-label" for="{}"><span class="visually-hidden">{} </span>'
-            "{}</label>{}",
+            '<div class="date-range-end"><label for="{}"><span class="visually-hidden">{} </span>'
+            "{}</label>{}</div>",
             (
                 (sub["attrs"]["id"], self.noun, word, _widget_html(sub))
                 for sub, word in zip(subwidgets, ("from", "to"), strict=True)
