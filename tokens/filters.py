@@ -1,6 +1,8 @@
 """The Access Tokens list's quick search, Advanced filter and sorting (all in the query string)."""
 
 from datetime import timedelta
+from functools import cached_property
+from typing import NamedTuple
 
 import django_filters
 from django import forms
@@ -8,10 +10,11 @@ from django.core.exceptions import ValidationError
 from django.db.models import Exists, OuterRef, Q
 from django.forms.utils import flatatt
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
-from django_filters.fields import ModelMultipleChoiceField
+from django_filters.fields import DateRangeField, ModelChoiceIterator, ModelMultipleChoiceField
 from django_filters.widgets import DateRangeWidget
 
 from tokens import crypto
@@ -38,10 +41,8 @@ LAST_USED_CHOICES = [
 
 
 def _widget_html(widget: dict) -> str:
-    """A widget's HTML from its context, as Django's own templates write it (inputs,
-    selects, and django-filter's two-input ranges joined by "-")."""
-    if "subwidgets" in widget:
-        return mark_safe("-".join(_widget_html(sub) for sub in widget["subwidgets"]))  # noqa: S308
+    """A widget's HTML from its context, as Django's own templates write it (inputs and
+    selects)."""
     attrs = flatatt(widget["attrs"])
     if "optgroups" not in widget:
         value = widget["value"]
@@ -87,16 +88,78 @@ class Select(PythonRendered, forms.Select):
     pass
 
 
-class SelectMultiple(PythonRendered, forms.SelectMultiple):
-    pass
+class CheckboxList(forms.CheckboxSelectMultiple):
+    """One labelled checkbox per choice, in a box of limited height that scrolls
+    (tokens/_filter_field.html puts it in a fieldset, with a search box that
+    static/js/filters.js makes narrow the list). Rendered in Python, as PythonRendered."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        widget = self.get_context(name, value, attrs)["widget"]
+        options = format_html_join(
+            "",
+            '\n  <div class="form-check" data-choice><input type="checkbox" name="{}" value="{}"{}>'
+            '<label class="form-check-label" for="{}">{}</label></div>',
+            (
+                (o["name"], str(o["value"]), flatatt(o["attrs"]), o["attrs"]["id"], o["label"])
+                for _, group, _ in widget["optgroups"]
+                for o in group
+            ),
+        )
+        return format_html(
+            '<div class="choice-list" id="{}" data-choice-list>{}\n</div>',
+            widget["attrs"]["id"],
+            options,
+        )
 
 
-class DateRange(PythonRendered, DateRangeWidget):
-    pass
+class DateRange(DateRangeWidget):
+    """django-filter's two date inputs, each with its own label: "Created from" and
+    "Created to" to a screen reader, a visible "from" and "to" beside the inputs (the
+    fieldset's legend, "Created between", names the pair). Rendered in Python, as
+    PythonRendered."""
+
+    def __init__(self, noun: str, attrs=None):
+        self.noun = noun
+        super().__init__(attrs)
+
+    def render(self, name, value, attrs=None, renderer=None):
+        subwidgets = self.get_context(name, value, attrs)["widget"]["subwidgets"]
+        parts = format_html_join(
+            "",
+            '<div class="date-range-end"><label for="{}"><span class="visually-hidden">{} </span>'
+            "{}</label>{}</div>",
+            (
+                (sub["attrs"]["id"], self.noun, word, _widget_html(sub))
+                for sub, word in zip(subwidgets, ("from", "to"), strict=True)
+            ),
+        )
+        return format_html('<div class="date-range">{}</div>', parts)
+
+
+class _OnceChoiceIterator(ModelChoiceIterator):
+    """The choices read from the database once per form: the checkbox list and the
+    applied filters' chips (TokenFilter.applied) both name the options."""
+
+    def __iter__(self):
+        cached = self.field.__dict__.get("_choices_read")
+        if cached is None:
+            cached = self.field.__dict__["_choices_read"] = list(super().__iter__())
+        return iter(cached)
 
 
 class IdsField(ModelMultipleChoiceField):
     """An id beyond 64 bits is an invalid choice, not a 500 (SQLite's driver overflows)."""
+
+    iterator = _OnceChoiceIterator
+
+    def __deepcopy__(self, memo):
+        result = super().__deepcopy__(memo)
+        result.__dict__.pop("_choices_read", None)
+        return result
+
+    def choice_labels(self) -> dict[int, str]:
+        """Each choice's label by its id."""
+        return {int(str(value)): str(label) for value, label in self.choices}
 
     def _check_values(self, value):
         for pk in value:
@@ -115,6 +178,45 @@ class IdsField(ModelMultipleChoiceField):
 
 class IdsFilter(django_filters.ModelMultipleChoiceFilter):
     field_class = IdsField
+
+
+class OrderedDateRangeField(DateRangeField):
+    """A date range whose start is after its end matches nothing: it is an error that
+    says so (the list then leaves the range out, as any filter it cannot read), not an
+    empty list that looks like "no tokens"."""
+
+    def compress(self, data_list):
+        if data_list and all(data_list) and data_list[0] > data_list[1]:
+            start, stop = data_list
+            raise ValidationError(
+                "The start date %(start)s is after the end date %(stop)s.",
+                code="reversed_range",
+                params={"start": start.isoformat(), "stop": stop.isoformat()},
+            )
+        return super().compress(data_list)
+
+
+class DateRangeFilter(django_filters.DateFromToRangeFilter):
+    field_class = OrderedDateRangeField
+
+
+class AppliedFilter(NamedTuple):
+    """One applied filter value, as a chip above the list shows it: its words and the
+    list's address without it."""
+
+    label: str
+    remove_url: str
+
+
+def _as_id(value) -> int | None:
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        return None
+
+
+def _shorten(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 
 class StableOrderingFilter(django_filters.OrderingFilter):
@@ -148,7 +250,7 @@ class TokenFilter(django_filters.FilterSet):
         label="API",
         queryset=Api.objects.all(),
         method="filter_api",
-        widget=SelectMultiple(attrs={"class": "form-select"}),
+        widget=CheckboxList(attrs={"class": "form-check-input"}),
     )
     # A token has one app: no DISTINCT needed (django-filter adds one by default, and a
     # DISTINCT over every column sorts all of an app's tokens before the first page).
@@ -156,7 +258,7 @@ class TokenFilter(django_filters.FilterSet):
         label="App",
         queryset=App.objects.all(),
         distinct=False,
-        widget=SelectMultiple(attrs={"class": "form-select"}),
+        widget=CheckboxList(attrs={"class": "form-check-input"}),
     )
     status = django_filters.ChoiceFilter(
         label="Status",
@@ -178,15 +280,15 @@ class TokenFilter(django_filters.FilterSet):
         empty_label="Any",
         widget=Select(attrs={"class": "form-select"}),
     )
-    created = django_filters.DateFromToRangeFilter(
+    created = DateRangeFilter(
         label="Created between",
         field_name="created_at",
-        widget=DateRange(attrs={"type": "date", "class": "form-control"}),
+        widget=DateRange("Created", attrs={"type": "date", "class": "form-control"}),
     )
-    expires = django_filters.DateFromToRangeFilter(
+    expires = DateRangeFilter(
         label="Expires between",
         field_name="expires_at",
-        widget=DateRange(attrs={"type": "date", "class": "form-control"}),
+        widget=DateRange("Expires", attrs={"type": "date", "class": "form-control"}),
     )
     # "The tokens this job revoked" (the link at the end of a bulk revoke); not in the form.
     job = django_filters.UUIDFilter(method="filter_job", widget=forms.HiddenInput)
@@ -292,6 +394,70 @@ class TokenFilter(django_filters.FilterSet):
             for key in ("created", "expires")
             for end in ("after", "before")
         )
+
+    @cached_property
+    def applied(self) -> list[AppliedFilter]:
+        """The filter values the list applies, one per chip above it ("API: Payments v1"),
+        each with the list's address without that one value. A value the form could not
+        read is not applied, so it has no chip."""
+        if not self.is_bound:
+            return []
+        self.form.is_valid()  # cleaned_data: the values read
+        cleaned, fields = self.form.cleaned_data, self.form.fields
+        chips = []
+
+        def chip(label, *, drop=(), drop_value=None):
+            params = self.data.copy()
+            for key in ("page", *drop):
+                params.pop(key, None)
+            if drop_value:
+                key, pk = drop_value
+                params.setlist(key, [v for v in params.getlist(key) if _as_id(v) != pk])
+            chips.append(AppliedFilter(label, self._list_url(params)))
+
+        for name, field in fields.items():
+            value = cleaned.get(name)
+            if name == "o" or value in (None, ""):
+                continue
+            if name == "q":
+                chip(f"Search: {_shorten(value)}", drop=[name])
+            elif name in ("api", "app"):
+                labels, seen = field.choice_labels(), set()
+                for pk in map(_as_id, self.data.getlist(name)):
+                    if pk in labels and pk not in seen:
+                        seen.add(pk)
+                        chip(f"{field.label}: {labels[pk]}", drop_value=(name, pk))
+            elif name in ("created", "expires"):
+                noun = field.widget.noun
+                start = value.start.date().isoformat() if value.start else None
+                stop = value.stop.date().isoformat() if value.stop else None
+                if start and stop:
+                    words = f"{start} to {stop}"
+                else:
+                    words = f"on or after {start}" if start else f"on or before {stop}"
+                chip(f"{noun}: {words}", drop=[f"{name}_after", f"{name}_before"])
+            elif name == "job":
+                chip("Revoked by a job", drop=[name])
+            elif name == "expiring":
+                chip("Expiring soon", drop=[name])
+            else:
+                label = dict(field.choices).get(value, value) if name != "plan" else value
+                chip(f"{field.label}: {label}", drop=[name])
+        return chips
+
+    @property
+    def clear_url(self) -> str:
+        """The list without any filter, in the same order and page size."""
+        params = QueryDict(mutable=True)
+        for key in ("o", "per_page"):
+            if (self.data or {}).get(key):
+                params[key] = self.data[key]
+        return self._list_url(params)
+
+    @staticmethod
+    def _list_url(params) -> str:
+        query = params.urlencode()
+        return reverse("tokens:list") + (f"?{query}" if query else "")
 
 
 def token_filter(params, *, request=None, queryset=None) -> TokenFilter:

@@ -100,10 +100,11 @@ def test_administrators_get_the_new_access_token_button(portal_admin_client):
 
 
 def test_empty_list_says_so(portal_admin_client):
+    make_token(owner="Ada")
     response = _get(portal_admin_client, "q=nothing-matches")
 
     assert _listed(response) == []
-    assert "No access tokens match." in response.content.decode()
+    assert "No access tokens match these filters." in response.content.decode()
 
 
 def test_advanced_filter_submits_by_get_so_a_filtered_list_is_a_link(
@@ -299,7 +300,7 @@ def test_filters_combine_and_the_form_shows_them_open(portal_admin_client):
     assert _listed(response) == ["acme-oauth"]
     html = response.content.decode()
     assert re.search(r"<details[^>]*\bopen\b", html)
-    assert re.search(rf'<option value="{acme.pk}"[^>]*selected', html)
+    assert re.search(rf'<input type="checkbox" name="app" value="{acme.pk}"[^>]*checked', html)
 
 
 # --- Sorting --------------------------------------------------------------------------------

@@ -197,11 +197,19 @@ def get_field_label(form, name: str) -> str:
 
 @register.filter
 def widget_marking_errors(field) -> str:
-    """A form field's widget, with Bootstrap's ``is-invalid`` class when it has errors."""
+    """A form field's widget; when it has errors, marked invalid (Bootstrap's
+    ``is-invalid`` class, ``aria-invalid``) and described by them (the element
+    ``<auto_id>_error`` that tokens/_filter_field.html writes)."""
     if not field.errors:
         return field.as_widget()
     css = field.field.widget.attrs.get("class", "")
-    return field.as_widget(attrs={"class": f"{css} is-invalid".strip()})
+    return field.as_widget(
+        attrs={
+            "class": f"{css} is-invalid".strip(),
+            "aria-invalid": "true",
+            "aria-describedby": f"{field.auto_id}_error",
+        }
+    )
 
 
 @register.filter
