@@ -41,30 +41,34 @@ def _amount(count: int, unit: str) -> str:
     return f"{count} {unit}{'' if count == 1 else 's'}"
 
 
+def _nearest(value: float) -> int:
+    return int(value + 0.5)
+
+
 def relative(value: datetime, now: datetime | None = None) -> str:
     """How far ``value`` is from ``now``: "just now", "in 3 days", "2 hours ago".
 
-    Whole units, rounded down (2 days 23 hours is "2 days"): seconds under 45 are "just
-    now"; then minutes (at least 1), hours, days, months of 30 days from day 30 on, years
-    of 365 days from day 365 on.
+    To the nearest whole unit (2 days 23 hours is "3 days": a token expiring on Friday
+    is not "in 2 days" on Tuesday), in the largest unit under its next: under 45 seconds
+    "just now", then minutes (at least 1), hours, days, months of 30 days, years of 365.
     """
     now = now or timezone.now()
     delta = value - now
     future = delta > timedelta(0)
-    seconds = int(abs(delta).total_seconds())
+    seconds = abs(delta).total_seconds()
     if seconds < JUST_NOW_SECONDS:
         return "just now"
-    days = seconds // 86400
-    if days >= 365:
-        text = _amount(days // 365, "year")
-    elif days >= 30:
-        text = _amount(days // 30, "month")
-    elif days >= 1:
+    days = _nearest(seconds / 86400)
+    if (minutes := max(1, _nearest(seconds / 60))) < 60:
+        text = _amount(minutes, "minute")
+    elif (hours := _nearest(seconds / 3600)) < 24:
+        text = _amount(hours, "hour")
+    elif days < 30:
         text = _amount(days, "day")
-    elif seconds >= 3600:
-        text = _amount(seconds // 3600, "hour")
+    elif (months := _nearest(seconds / 86400 / 30)) < 12:
+        text = _amount(months, "month")
     else:
-        text = _amount(max(1, seconds // 60), "minute")
+        text = _amount(max(1, _nearest(seconds / 86400 / 365)), "year")
     return f"in {text}" if future else f"{text} ago"
 
 

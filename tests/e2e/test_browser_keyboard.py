@@ -85,7 +85,7 @@ def test_a_day_with_the_keyboard_alone(live_server, chromium, platform):
         tab_to(page, page.get_by_role("searchbox", name="Search"))
         page.keyboard.type("(ops)")
         page.keyboard.press("Enter")
-        page.wait_for_load_state()
+        page.wait_for_url(re.compile(r"q=%28ops%29"))
         assert sorted(owners_in_list(page)) == [
             "Ada Lovelace (ops)",
             "Mary Maps (ops)",
@@ -97,11 +97,11 @@ def test_a_day_with_the_keyboard_alone(live_server, chromium, platform):
         tab_to(page, summary)
         page.keyboard.press("Enter")
         for api in ("Payments", "Weather"):
-            tab_to(page, page.get_by_role("checkbox", name=api, exact=True))
+            tab_to(page, page.get_by_role("checkbox", name=f"{api} v1", exact=True))
             page.keyboard.press("Space")
         tab_to(page, page.get_by_role("button", name="Apply filter"))
         page.keyboard.press("Enter")
-        page.wait_for_load_state()
+        page.wait_for_url(re.compile(r"api=.*api="))
         assert sorted(owners_in_list(page)) == ["Ada Lovelace (ops)", "Zed Shaw (ops)"]
 
         # Sort by owner: the header says so, and the rows follow.
@@ -147,7 +147,7 @@ def test_a_day_with_the_keyboard_alone(live_server, chromium, platform):
         page.keyboard.press("Enter")
         page.wait_for_url(re.compile(r"/revoke/$"))
         assert "HTTP 401" in page.get_by_role("alert").first.inner_text()
-        tab_to(page, page.get_by_label(re.compile(r"^Reason")))
+        tab_to(page, page.get_by_role("textbox", name=re.compile(r"^Reason")))
         page.keyboard.type("Shown on a screen share")
         tab_to(page, page.get_by_role("button", name="CONFIRM"))
         page.keyboard.press("Enter")
