@@ -47,7 +47,7 @@ PORTAL = [
     Screen("login", "/accounts/login/", who="anonymous"),
     Screen("login-failed", "/accounts/login/", action="bad-login", who="anonymous"),
     Screen("token-list", "/tokens/"),
-    Screen("token-list-filter", "/tokens/?status=active", action="open-filter"),
+    Screen("token-list-filter", "/tokens/?status=active&api={api}", action="open-filter"),
     Screen("token-list-empty", "/tokens/?q=nothing-matches-this"),
     Screen("token-overview", "/tokens/{token}/"),
     Screen("token-overview-apis", "/tokens/{token}/", action="apis-tab"),
@@ -161,7 +161,9 @@ def platform(db):
 
 def prepare(page, screen: Screen) -> None:
     if screen.action == "open-filter":
-        page.locator("details summary", has_text="Advanced filter").click()
+        advanced = page.locator("details", has=page.locator("summary", has_text="Advanced filter"))
+        if not advanced.evaluate("details => details.open"):
+            advanced.locator("summary").click()
     elif screen.action == "apis-tab":
         page.get_by_role("tab", name="APIs and Plans").click()
     elif screen.action == "user-menu":
