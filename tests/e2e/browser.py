@@ -4,6 +4,7 @@ Without Chromium (or the playwright package) these tests skip with a reason, so 
 command passes on any fresh machine; under CI=true a missing browser is a failure.
 """
 
+import contextlib
 import os
 import shutil
 
@@ -48,13 +49,33 @@ def chromium():
         browser.close()
 
 
+@contextlib.contextmanager
+def page_of_size(chromium, width: int, height: int, **options):
+    """A page in a fresh context (no cookies) with a viewport of ``width`` x ``height``."""
+    context = chromium.new_context(viewport={"width": width, "height": height}, **options)
+    context.set_default_timeout(10_000)
+    try:
+        yield context.new_page()
+    finally:
+        context.close()
+
+
 @pytest.fixture
 def browser_page(chromium):
-    context = chromium.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
+    with page_of_size(chromium, 1400, 900) as page:
+        yield page
+
+
+@pytest.fixture
+def laptop_page(chromium):
+    with page_of_size(chromium, 1366, 768) as page:
+        yield page
+
+
+@pytest.fixture
+def phone_page(chromium):
+    with page_of_size(chromium, 390, 844) as page:
+        yield page
 
 
 @pytest.fixture

@@ -31,15 +31,6 @@ OVERFLOW = """() => {
 
 
 @pytest.fixture
-def phone_page(chromium):
-    context = chromium.new_context(viewport={"width": 390, "height": 844})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
-@pytest.fixture
 def platform():
     gold = PlanFactory(
         name="Gold", api__name="Payments", api__base_path="/payments/v2/merchant-settlements"

@@ -18,15 +18,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 PASSWORD = "correct horse battery staple"
 
 
-@pytest.fixture
-def laptop_page(chromium):
-    context = chromium.new_context(viewport={"width": 1366, "height": 768})
-    context.set_default_timeout(10_000)
-    page = context.new_page()
-    yield page
-    context.close()
-
-
 def test_a_relative_time_reached_by_keyboard_shows_the_exact_time_and_dates_do_not_wrap(
     live_server, laptop_page
 ):
