@@ -6,19 +6,20 @@
   var form = document.getElementById("bulk-revoke");
   if (!form) return;
   var rows = Array.prototype.slice.call(form.querySelectorAll("[data-select-row]"));
-  var page = form.querySelector("[data-select-page]");
+  // The table header's box, and on a phone (where the header is hidden) the bar's.
+  var pages = Array.prototype.slice.call(form.querySelectorAll("[data-select-page]"));
   var matchingBox = form.querySelector("[data-select-all-matching]");
   var matching = matchingBox && matchingBox.querySelector("input");
   var count = form.querySelector("[data-bulk-count]");
-  if (page && !rows.length) page.disabled = true;
+  if (!rows.length) pages.forEach(function (page) { page.disabled = true; });
 
   function update() {
     var n = rows.filter(function (row) { return row.checked; }).length;
     var all = rows.length > 0 && n === rows.length;
-    if (page) {
+    pages.forEach(function (page) {
       page.checked = all;
       page.indeterminate = n > 0 && !all;
-    }
+    });
     if (matchingBox) {
       matchingBox.hidden = !all;
       if (!all && matching) matching.checked = false;
@@ -32,12 +33,12 @@
     }
   }
   rows.forEach(function (row) { row.addEventListener("change", update); });
-  if (page) {
+  pages.forEach(function (page) {
     page.addEventListener("change", function () {
       rows.forEach(function (row) { row.checked = page.checked; });
       update();
     });
-  }
+  });
   if (matching) matching.addEventListener("change", update);
   form.addEventListener("submit", function (event) {
     var any = (matching && matching.checked) || rows.some(function (row) { return row.checked; });

@@ -101,6 +101,15 @@ def test_the_list_on_a_phone_shows_cards_without_sideways_scrolling(
     assert page.get_by_text(LONG_OWNER).is_visible()
     assert page.evaluate(OVERFLOW) == []
 
+    # The header's "select the page" box is hidden with it: the bulk bar has its own.
+    select_page = page.get_by_role("checkbox", name="Select this page")
+    select_page.check()
+    row_boxes = cards.get_by_role("checkbox")
+    assert all(row_boxes.nth(i).is_checked() for i in range(row_boxes.count()))
+    assert "3 selected on this page" in page.locator("[data-bulk-count]").inner_text()
+    select_page.uncheck()
+    assert not any(row_boxes.nth(i).is_checked() for i in range(row_boxes.count()))
+
     # The column headers are hidden: the "Sort by" menu sorts.
     page.get_by_label("Sort by").select_option(label="Owner, Z to A")
     page.get_by_role("button", name="Sort", exact=True).click()
