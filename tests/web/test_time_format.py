@@ -315,3 +315,15 @@ def test_audit_iso_values_of_other_fields_render_as_times_too(portal_admin_clien
     assert '<ins><time datetime="2027-10-31T14:48:27Z">2027-10-31 14:48:27 UTC</time></ins>' in (
         html.decode()
     )
+
+
+def test_the_admin_revoke_confirmation_shows_times_in_time_elements(support_client):
+    token, _ = make_token(expires_at=timezone.now() + timedelta(days=30))
+    token.refresh_from_db()
+
+    html = support_client.get(
+        reverse("admin:tokens_accesstoken_revoke", args=[token.pk])
+    ).content.decode()
+
+    assert f'<time datetime="{timefmt.machine(token.created_at)}">' in html
+    assert f">{timefmt.exact(token.expires_at)}</time>" in html
