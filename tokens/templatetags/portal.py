@@ -41,6 +41,12 @@ _EXPIRES_SOON_BADGE = mark_safe(  # noqa: S308 (a constant)
 )
 
 
+@register.simple_tag
+def expiring_soon_days() -> int:
+    """How many days "Expiring soon" looks ahead (``EXPIRING_SOON_DAYS``)."""
+    return EXPIRING_SOON_DAYS
+
+
 @register.filter
 def expires_soon_badge(token) -> str:
     """The badge "Expires soon" (after a space) for an Active token that expires within
