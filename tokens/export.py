@@ -94,23 +94,19 @@ class UtcText(Func):
         self.suffix = suffix
         super().__init__(expression, **extra)
 
+    # The format is a query parameter, not SQL text: a literal % in the SQL breaks Django's
+    # logging of queries (DEBUG=1), which formats the SQL with its parameters.
     def as_postgresql(self, compiler, connection, **extra):
+        sql, params = compiler.compile(self.source_expressions[0])
         suffix = ' "UTC"' if self.suffix else ""
-        return self.as_sql(
-            compiler,
-            connection,
-            template="to_char(%(expressions)s AT TIME ZONE 'UTC', "
-            f"'YYYY-MM-DD HH24:MI:SS{suffix}')",
-            **extra,
+        return (
+            f"to_char(({sql}) AT TIME ZONE 'UTC', %s)",
+            [*params, f"YYYY-MM-DD HH24:MI:SS{suffix}"],
         )
 
     def as_sqlite(self, compiler, connection, **extra):
-        return self.as_sql(
-            compiler,
-            connection,
-            template=f"strftime('%%Y-%%m-%%d %%H:%%M:%%S{self.suffix}', %(expressions)s)",
-            **extra,
-        )
+        sql, params = compiler.compile(self.source_expressions[0])
+        return f"strftime(%s, {sql})", [f"%Y-%m-%d %H:%M:%S{self.suffix}", *params]
 
 
 def _annotated(queryset, now):

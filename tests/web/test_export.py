@@ -7,7 +7,9 @@ import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
@@ -128,6 +130,20 @@ def test_times_are_written_as_on_the_screens(portal_admin_client):
     # The list shows the same text as the exact time of its cells.
     assert f"{row['Created']}</span></time>" in list_page
     assert f"{row['Expires']}</span></time>" in list_page
+
+
+def test_the_export_works_with_query_logging_on_as_in_debug_mode(portal_admin_client):
+    """DEBUG=1 (the README's run command) logs each query: Django then formats the SQL
+    with its parameters, which a literal % in the SQL text (a strftime format) breaks."""
+    token, _ = make_token(owner="Ada", expires_at=timezone.now() + timedelta(days=3))
+    token.refresh_from_db()
+
+    with CaptureQueriesContext(connection):
+        response = _get(portal_admin_client)
+        (row,) = _rows(response)
+
+    assert row["Created"] == timefmt.exact(token.created_at)
+    assert row["Expires"] == timefmt.exact(token.expires_at)
 
 
 @override_settings(TIME_ZONE="Europe/Paris")
