@@ -478,3 +478,38 @@ def test_actor_label_names_users_apps_and_the_system(alice):
     assert services.actor_label(alice) == "alice"
     assert services.actor_label(app) == f"client Acme ({app.client_id})"
     assert services.actor_label(None) == "system"
+
+
+# --- one revoke rule, every path -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "channel", [services.RevokeChannel.PORTAL, services.RevokeChannel.INCIDENT]
+)
+@pytest.mark.parametrize("origin", [TokenOrigin.PORTAL, TokenOrigin.OAUTH])
+@pytest.mark.parametrize("state", ["active", "expired", "revoked", "revoked and expired"])
+def test_a_revoke_a_batch_and_the_confirm_pages_count_follow_one_rule(channel, origin, state):
+    """Whatever the path (one REVOKE, a batch of a job, the admin's action, the count a
+    confirm page shows before the job), a token is revoked or left alone for the same
+    reason."""
+    from tokens.services.bulk import Skip, batch_skip_reason
+
+    token, _ = make_token(origin=origin, expired="expired" in state, revoked="revoked" in state)
+    now = timezone.now()
+
+    expected = batch_skip_reason(token, channel, now)
+    will, skipped = services.count_batch_outcome(AccessToken.objects.filter(pk=token.pk), channel)
+    assert (will, skipped) == ((1, {}) if expected is None else (0, {expected: 1}))
+    if channel == services.RevokeChannel.PORTAL:
+        admin_says = services.portal_revoke_skip_reason(token, now=now)
+        assert (admin_says is None) == (expected is None)
+
+    if expected == Skip.ALREADY_REVOKED:
+        assert services.token_revoke(token=token, actor=None, channel=channel) is False
+    elif expected is None:
+        assert services.token_revoke(token=token, actor=None, channel=channel) is True
+    else:
+        with pytest.raises(services.TokenNotRevocable) as refused:
+            services.token_revoke(token=token, actor=None, channel=channel)
+        assert ("expired" in refused.value.message) == (expected == Skip.EXPIRED)
+        assert ("OAuth" in refused.value.message) == (expected == Skip.OAUTH)

@@ -369,15 +369,27 @@ class AccessToken(models.Model):
     def portal_revoke_refusal(self, now=None) -> str | None:
         """Why the portal (its REVOKE, Django admin) must not revoke this token, or None.
 
-        ``TokenOrigin.OAUTH``: an OAuth-issued token is revoked by its client through
-        RFC 7009, never here. ``TokenStatus.EXPIRED``: the gateway already refuses it. A
+        ``TokenStatus.EXPIRED``: the gateway already refuses it. ``TokenOrigin.OAUTH``: an
+        OAuth-issued token is revoked by its client through RFC 7009, never here. A
         revoked token is not refused: revoking it again changes nothing but purges the
         gateways' cache again (how a failed purge is retried).
         """
-        if self.origin != TokenOrigin.PORTAL:
-            return TokenOrigin.OAUTH
+        return self.revoke_refusal(portal=True, now=now)
+
+    def revoke_refusal(self, *, portal: bool, now=None) -> str | None:
+        """Why a revoke of this token is refused, or None: the one rule of every revoke
+        (REVOKE, Django admin, a batch of a job, an app's incident revoke).
+
+        ``TokenStatus.EXPIRED`` first, whoever revokes: the gateway already refuses it, so
+        nothing needs doing whatever its origin. Then, for the portal (``portal``), an
+        OAuth-issued token: ``TokenOrigin.OAUTH``. A revoked token is not refused.
+        """
+        if self.revoked_at is not None:
+            return None  # revoking it again changes nothing but purges the caches again
         if self.status_at(now or timezone.now()) == TokenStatus.EXPIRED:
             return TokenStatus.EXPIRED
+        if portal and self.origin != TokenOrigin.PORTAL:
+            return TokenOrigin.OAUTH
         return None
 
     def can_be_revoked_in_portal(self) -> bool:

@@ -23,6 +23,7 @@ from tokens.services.lifecycle import (
     _actor_user,
     actor_label,
     revoke_reason_required,
+    revoke_refusal,
     token_revoke,
 )
 
@@ -48,7 +49,7 @@ def portal_revoke_skip_reason(token: AccessToken, *, now: datetime | None = None
     """
     if token.revoked_at is not None:
         return "Already revoked."
-    refusal = token.portal_revoke_refusal(now)
+    refusal = revoke_refusal(token, RevokeChannel.PORTAL, now or timezone.now())
     return None if refusal is None else _SKIPPED[refusal]
 
 
@@ -99,18 +100,19 @@ class Skip:
     EXPIRED = "expired (the gateway already refuses it)"
 
 
+_SKIP_OF_REFUSAL = {TokenStatus.EXPIRED: Skip.EXPIRED, TokenOrigin.OAUTH: Skip.OAUTH}
+
+
 def batch_skip_reason(token: AccessToken, channel: str, now: datetime) -> str | None:
     """Why ``revoke_batch`` on ``channel`` leaves ``token`` alone (a ``Skip``), or None.
 
-    The rules of ``token_revoke``: the portal channel revokes Active portal tokens; the
-    incident channel (an app's leaked secret) Active tokens of any origin."""
+    The rule of ``token_revoke`` (``revoke_refusal``): the portal channel revokes Active
+    portal tokens; the incident channel (an app's leaked secret) Active tokens of any
+    origin. ``count_batch_outcome`` counts in the same order: revoked, expired, OAuth."""
     if token.revoked_at is not None:
         return Skip.ALREADY_REVOKED
-    if token.expires_at is not None and token.expires_at <= now:
-        return Skip.EXPIRED
-    if channel == RevokeChannel.PORTAL and token.origin != TokenOrigin.PORTAL:
-        return Skip.OAUTH
-    return None
+    refusal = revoke_refusal(token, channel, now)
+    return None if refusal is None else _SKIP_OF_REFUSAL[refusal]
 
 
 def count_batch_outcome(tokens, channel: str, now: datetime | None = None) -> tuple[int, dict]:

@@ -71,7 +71,17 @@ def revoke_reason_required(channel: str = RevokeChannel.PORTAL) -> bool:
     return _REASON_REQUIRED[channel]
 
 
-# What the portal channel says when it refuses a revoke (AccessToken.portal_revoke_refusal).
+def revoke_refusal(token: AccessToken, channel: str, now: datetime) -> str | None:
+    """Why revoking ``token`` through ``channel`` is refused, or None: the one rule of
+    ``token_revoke``, ``revoke_batch`` and the admin's action (``AccessToken.revoke_refusal``).
+    The portal refuses expired, then OAuth-issued tokens; an incident, expired ones; an
+    RFC 7009 call, nothing (a client may revoke its own token whatever its state)."""
+    if channel == RevokeChannel.OAUTH:
+        return None
+    return token.revoke_refusal(portal=channel == RevokeChannel.PORTAL, now=now)
+
+
+# What a channel says when it refuses a revoke (revoke_refusal).
 _REVOKE_REFUSED = {
     TokenOrigin.OAUTH: "This token was issued by the OAuth flow; only its client can revoke "
     "it, through the revocation endpoint (RFC 7009).",
@@ -325,10 +335,8 @@ def token_revoke(
     reason (``revoke_reason_required``) refuses a revoke without one.
     """
     now = timezone.now()
-    if channel == RevokeChannel.PORTAL and (refusal := token.portal_revoke_refusal(now)):
+    if refusal := revoke_refusal(token, channel, now):
         raise TokenNotRevocable(_REVOKE_REFUSED[refusal])
-    if channel == RevokeChannel.INCIDENT and token.status_at(now) == TokenStatus.EXPIRED:
-        raise TokenNotRevocable(_REVOKE_REFUSED[TokenStatus.EXPIRED])
     if revoke_reason_required(channel) and not reason.strip():
         # A token already revoked is only purged again (a retry): nothing to explain.
         token.refresh_from_db(fields=["revoked_at"])
