@@ -182,3 +182,12 @@ def test_sort_header_tag_escapes_its_label_and_marks_the_state():
         '<a class="sort-link" href="?q=a%26b&amp;o=owner">&lt;b&gt;Owner&lt;/b&gt;'
         '<i class="fa-solid fa-sort-down sort-icon" aria-hidden="true"></i></a></th>'
     )
+
+
+def test_the_sort_words_cover_exactly_the_columns_the_filter_sorts_by():
+    """The headers and the phone menu (SORT_CHOICES) and the filter's ``o`` must name the
+    same columns: one the other lacks would be a dead link or an unreachable order."""
+    from tokens.filters import TokenFilter
+    from tokens.templatetags.portal import SORT_CHOICES
+
+    assert set(SORT_CHOICES) == set(TokenFilter.base_filters["o"].param_map)

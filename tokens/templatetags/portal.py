@@ -147,8 +147,7 @@ def _current_sort(context) -> str:
     return DEFAULT_SORT
 
 
-@register.simple_tag(takes_context=True)
-def sort_link(context, key: str) -> str:
+def _sort_link(context, key: str) -> str:
     """The query string that sorts the list by ``key``: ascending first, then each click
     on the sorted column reverses it."""
     new = f"-{key}" if _current_sort(context) == key else key
@@ -156,8 +155,7 @@ def sort_link(context, key: str) -> str:
     return "?" + (f"{base}&" if base else "") + urlencode({"o": new})
 
 
-@register.simple_tag(takes_context=True)
-def sort_state(context, key: str) -> str:
+def _sort_state(context, key: str) -> str:
     """The ``aria-sort`` value of ``key``'s column header."""
     current = _current_sort(context)
     if current == key:
@@ -172,12 +170,12 @@ def sort_header(context, key: str, label: str):
     """A sortable column's whole ``<th>``: ``aria-sort``, a link whose name is the column's
     label (a click sorts, or reverses the sorted column) and an arrow that shows the
     order, or a neutral sort icon on a column not sorted by."""
-    state = sort_state(context, key)
+    state = _sort_state(context, key)
     return format_html(
         '<th scope="col" class="sortable" aria-sort="{}"><a class="sort-link" href="{}">{}'
         '<i class="fa-solid {} sort-icon" aria-hidden="true"></i></a></th>',
         state,
-        sort_link(context, key),
+        _sort_link(context, key),
         label,
         SORT_ICONS[state],
     )
